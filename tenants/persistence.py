@@ -1,0 +1,429 @@
+"""zongzhi's persistence module for the ``eventsourcing`` library.
+
+Select it with ``PERSISTENCE_MODULE=tenants.persistence``. It differs from the
+library's ``eventsourcing.postgres`` in three ways, all through the library's
+own extension points (``InfrastructureFactory`` and recorder subclasses):
+
+* **Log groups.** Each city is one log group: a schema ``lg_<city>`` holding
+  one ``events`` table (one notification sequence, one insert lock) shared by
+  every tenant of that city. Provisioning a tenant creates no table.
+* **Tenant column and position.** Every stored event carries its tenant code
+  and a gap-free per-tenant position, assigned under the log group's insert
+  lock in the same statement that inserts the event. A recorder bound to a
+  tenant reads and writes only that tenant's rows.
+* **One bounded pool.** Every application of the process shares one psycopg
+  pool per database URL, so connections do not grow with tenants. Inserts use
+  plain arrays, never composite types, so one pool can serve many schemas.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import (
+    AggregateRecorder,
+    ApplicationRecorder,
+    InfrastructureFactory,
+    InterfaceError,
+    Notification,
+    OperationalError,
+    ProcessRecorder,
+    ProgrammingError,
+    StoredEvent,
+    TrackingRecorder,
+)
+from eventsourcing.postgres import (
+    PostgresApplicationRecorder,
+    PostgresDatastore,
+    PostgresProcessRecorder,
+    PostgresTrackingRecorder,
+)
+from eventsourcing.utils import resolve_topic, retry, strtobool
+from psycopg import Cursor
+from psycopg.conninfo import conninfo_to_dict
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier, Literal
+
+from domain.codes import tenant_of
+
+DATABASE_URL = "ZONGZHI_DATABASE_URL"
+POOL_SIZE = "ZONGZHI_POOL_SIZE"
+TENANT = "ZONGZHI_TENANT"
+LOG_GROUP = "ZONGZHI_LOG_GROUP"
+DEFAULT_POOL_SIZE = 10
+READER_ROLE = "zongzhi_reader"
+SCOPE_SETTING = "zongzhi.scope"
+
+
+def log_group_schema(log_group: str) -> str:
+    """The schema of a log group: ``lg_3307`` for city 3307."""
+    if not log_group.replace("_", "").isalnum():
+        raise ProgrammingError(f"invalid log group name: {log_group!r}")
+    return f"lg_{log_group}"
+
+
+class SharedDatastore(PostgresDatastore):
+    """The one pool of a process for one database URL."""
+
+    _lock = threading.Lock()
+    _by_url: dict[str, SharedDatastore] = {}
+
+    @classmethod
+    def for_url(cls, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> SharedDatastore:
+        with cls._lock:
+            datastore = cls._by_url.get(url)
+            if datastore is None or datastore.pool.closed:
+                params = conninfo_to_dict(url)
+                datastore = cls(
+                    dbname=str(params.get("dbname", "postgres")),
+                    host=str(params.get("host", "127.0.0.1")),
+                    port=str(params.get("port", "5432")),
+                    user=str(params.get("user", "postgres")),
+                    password=str(params.get("password", "")),
+                    pool_size=pool_size,
+                    max_overflow=0,
+                    connect_timeout=30,
+                    idle_in_transaction_session_timeout=5,
+                )
+                datastore.url = url
+                datastore.ensured = set()
+                cls._by_url[url] = datastore
+            return datastore
+
+    url: str
+    ensured: set[tuple[str, str]]
+
+    def close(self) -> None:
+        with SharedDatastore._lock:
+            if SharedDatastore._by_url.get(getattr(self, "url", "")) is self:
+                del SharedDatastore._by_url[self.url]
+        super().close()
+
+    def register_type_adapters(self) -> None:
+        """No composite types are used, so there is nothing to register."""
+
+
+class SchemaView(PostgresDatastore):
+    """A log group's view of the shared datastore: same pool, own schema.
+
+    The library's recorders take the schema from their datastore; a view lets
+    one pool serve every log group. Closing a view leaves the pool open.
+    """
+
+    def __init__(self, shared: SharedDatastore, schema: str) -> None:  # noqa: D107
+        self.__dict__.update(shared.__dict__)
+        self.shared = shared
+        self.schema = schema
+        self.db_type_names = set()
+        self.psycopg_type_adapters = {}
+        self.psycopg_python_types = {}
+
+    def register_type_adapters(self) -> None:
+        """No composite types are used, so there is nothing to register."""
+
+    def close(self) -> None:
+        """The shared pool belongs to its owner, not to a view."""
+
+
+class TenantRecorder(PostgresApplicationRecorder):
+    """Stores events in a log group's table with their tenant and position.
+
+    Bound to a tenant (``tenant`` set), it inserts rows for that tenant only
+    and reads only that tenant's rows. Unbound (``tenant=None``) it is the
+    log group's follower: it reads every tenant's notifications and refuses
+    to write.
+    """
+
+    def __init__(
+        self,
+        datastore: PostgresDatastore,
+        *,
+        tenant: str | None,
+        events_table_name: str = "events",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name, **kwargs)
+        self.tenant = tenant
+        schema, table = Identifier(self.datastore.schema), Identifier(events_table_name)
+        self.channel_name = f"{self.datastore.schema}_{events_table_name}"
+        statements = [
+            s for s in self.sql_create_statements
+            if "CREATE TYPE" not in s.as_string() and "FUNCTION" not in s.as_string()
+        ]
+        events_table = SQL(
+            "CREATE TABLE IF NOT EXISTS {schema}.{table} ("
+            "originator_id uuid NOT NULL, "
+            "originator_version bigint NOT NULL, "
+            "topic text NOT NULL, "
+            "state bytea NOT NULL, "
+            "notification_id bigserial NOT NULL, "
+            "tenant text NOT NULL, "
+            "tenant_position bigint NOT NULL, "
+            "PRIMARY KEY (originator_id, originator_version))"
+        ).format(schema=schema, table=table)
+        # The library's statements minus composite types and DB functions; its
+        # first one (the events table) is replaced by ours, with the schema first.
+        statements = [SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(schema), events_table,
+                      *statements[1:]]
+        policy = Literal(f"{events_table_name}_tenant_scope")
+        statements += [
+            SQL(
+                "CREATE UNIQUE INDEX IF NOT EXISTS {index} "
+                "ON {schema}.{table} (tenant, tenant_position)"
+            ).format(index=Identifier(f"{events_table_name}_tenant_position_idx"),
+                     schema=schema, table=table),
+            SQL("ALTER TABLE {schema}.{table} ENABLE ROW LEVEL SECURITY").format(
+                schema=schema, table=table),
+            SQL(
+                "DO $$ BEGIN "
+                "IF NOT EXISTS (SELECT 1 FROM pg_policies WHERE schemaname = {s} "
+                "AND tablename = {t} AND policyname = {p}) THEN "
+                "CREATE POLICY {pi} ON {schema}.{table} USING ("
+                "coalesce(current_setting({scope}, true), '') <> '' AND "
+                "starts_with(tenant, current_setting({scope}, true))); "
+                "END IF; END $$"
+            ).format(
+                s=Literal(self.datastore.schema), t=Literal(events_table_name), p=policy,
+                pi=Identifier(f"{events_table_name}_tenant_scope"), schema=schema,
+                table=table, scope=Literal(SCOPE_SETTING),
+            ),
+            SQL(
+                "DO $$ BEGIN "
+                "IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = {r}) THEN "
+                "CREATE ROLE {ri} NOLOGIN; END IF; END $$"
+            ).format(r=Literal(READER_ROLE), ri=Identifier(READER_ROLE)),
+            SQL("GRANT USAGE ON SCHEMA {0} TO {1}").format(schema, Identifier(READER_ROLE)),
+            SQL("GRANT SELECT ON {0}.{1} TO {2}").format(schema, table,
+                                                        Identifier(READER_ROLE)),
+        ]
+        self.sql_create_statements = statements
+        self.insert_events_statement = SQL(
+            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, "
+            "state, tenant, tenant_position) "
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state, "
+            "%(tenant)s, base.position + e.ord "
+            "FROM unnest(%(ids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], "
+            "%(states)s::bytea[]) WITH ORDINALITY "
+            "AS e(originator_id, originator_version, topic, state, ord) "
+            "CROSS JOIN (SELECT coalesce(max(tenant_position), 0) AS position "
+            "FROM {schema}.{table} WHERE tenant = %(tenant)s) AS base "
+            "ORDER BY e.ord RETURNING notification_id"
+        ).format(schema=schema, table=table)
+        tenant_filter = SQL(" AND tenant = %(tenant)s") if tenant else SQL("")
+        self.select_events_statement = (
+            SQL("SELECT originator_id, originator_version, topic, state "
+                "FROM {schema}.{table} WHERE originator_id = %(id)s").format(
+                schema=schema, table=table) + tenant_filter
+        )
+        self.max_notification_id_statement = (
+            SQL("SELECT max(notification_id) FROM {schema}.{table} WHERE true").format(
+                schema=schema, table=table) + tenant_filter
+        )
+        self._select_notifications = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {schema}.{table} WHERE true").format(schema=schema, table=table
+        ) + tenant_filter
+        self.max_tenant_position_statement = SQL(
+            "SELECT max(tenant_position) FROM {schema}.{table} WHERE tenant = %s"
+        ).format(schema=schema, table=table)
+
+    def _insert_stored_events(
+        self,
+        curs: Cursor[DictRow],
+        stored_events: Sequence[StoredEvent],
+        **_: Any,
+    ) -> None:
+        if self.tenant is None:
+            raise ProgrammingError("a log group follower cannot write events")
+        for e in stored_events:
+            owner = tenant_of(e.originator_id) if isinstance(e.originator_id, UUID) else None
+            if owner is not None and owner != self.tenant:
+                raise ProgrammingError(
+                    f"stream {e.originator_id} belongs to tenant {owner}, "
+                    f"not to {self.tenant}"
+                )
+        self._lock_table(curs)
+        self._notify_channel(curs)
+        curs.execute(
+            self.insert_events_statement,
+            {
+                "tenant": self.tenant,
+                "ids": [e.originator_id for e in stored_events],
+                "versions": [e.originator_version for e in stored_events],
+                "topics": [e.topic for e in stored_events],
+                "states": [e.state for e in stored_events],
+            },
+            prepare=True,
+        )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events(
+        self,
+        originator_id: UUID | str,
+        *,
+        gt: int | None = None,
+        lte: int | None = None,
+        desc: bool = False,
+        limit: int | None = None,
+    ) -> Sequence[StoredEvent]:
+        statement: Composed = self.select_events_statement
+        params: dict[str, Any] = {"id": originator_id, "tenant": self.tenant}
+        if gt is not None:
+            statement += SQL(" AND originator_version > %(gt)s")
+            params["gt"] = gt
+        if lte is not None:
+            statement += SQL(" AND originator_version <= %(lte)s")
+            params["lte"] = lte
+        statement += SQL(" ORDER BY originator_version DESC" if desc
+                         else " ORDER BY originator_version ASC")
+        if limit is not None:
+            statement += SQL(" LIMIT %(limit)s")
+            params["limit"] = limit
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, params, prepare=True)
+            return [
+                StoredEvent(
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
+
+    def select_notifications(
+        self,
+        start: int | None,
+        limit: int,
+        stop: int | None = None,
+        topics: Sequence[str] = (),
+        *,
+        inclusive_of_start: bool = True,
+    ) -> Sequence[Notification]:
+        statement: Composed = self._select_notifications
+        params: dict[str, Any] = {"tenant": self.tenant, "limit": limit}
+        if start is not None:
+            statement += SQL(" AND notification_id >= %(start)s" if inclusive_of_start
+                             else " AND notification_id > %(start)s")
+            params["start"] = start
+        if stop is not None:
+            statement += SQL(" AND notification_id <= %(stop)s")
+            params["stop"] = stop
+        if topics:
+            statement += SQL(" AND topic = ANY(%(topics)s)")
+            params["topics"] = list(topics)
+        statement += SQL(" ORDER BY notification_id LIMIT %(limit)s")
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(statement, params, prepare=True)
+            return [
+                Notification(
+                    id=row["notification_id"],
+                    originator_id=row["originator_id"],
+                    originator_version=row["originator_version"],
+                    topic=row["topic"],
+                    state=bytes(row["state"]),
+                )
+                for row in curs.fetchall()
+            ]
+
+    def max_notification_id(self) -> int | None:
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.max_notification_id_statement, {"tenant": self.tenant})
+            row = curs.fetchone()
+            return None if row is None else row["max"]
+
+    def max_tenant_position(self) -> int:
+        """The tenant's last position (0 before its first event)."""
+        if self.tenant is None:
+            raise ProgrammingError("a log group follower has no tenant position")
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self.max_tenant_position_statement, (self.tenant,))
+            row = curs.fetchone()
+            return int(row["max"] or 0) if row else 0
+
+
+class TenantProcessRecorder(TenantRecorder, PostgresProcessRecorder):
+    """A tenant recorder that also records, in the same transaction, the
+    position of the upstream notification that caused the new events."""
+
+
+class Factory(InfrastructureFactory[PostgresTrackingRecorder]):
+    """Builds recorders for one tenant (``ZONGZHI_TENANT``) or one log group
+    follower (``ZONGZHI_LOG_GROUP`` only), all on the shared pool."""
+
+    aggregate_recorder_class = TenantRecorder
+    application_recorder_class = TenantRecorder
+    tracking_recorder_class = PostgresTrackingRecorder
+    process_recorder_class = TenantProcessRecorder
+
+    def __init__(self, env: Any) -> None:
+        super().__init__(env)
+        url = self.env.get(DATABASE_URL)
+        if not url:
+            raise OSError(f"{DATABASE_URL} is not set: the store needs a PostgreSQL server")
+        self.tenant: str | None = self.env.get(TENANT) or None
+        log_group = self.env.get(LOG_GROUP) or (self.tenant[:4] if self.tenant else "")
+        if not log_group:
+            raise OSError(f"neither {TENANT} nor {LOG_GROUP} is set")
+        pool_size = int(self.env.get(POOL_SIZE) or DEFAULT_POOL_SIZE)
+        self.shared = SharedDatastore.for_url(url, pool_size)
+        self.datastore = SchemaView(self.shared, log_group_schema(log_group))
+
+    def _create(self, recorder: Any, key: str) -> None:
+        if not strtobool(self.env.get("CREATE_TABLE") or "yes"):
+            return
+        ensured = (self.datastore.schema, key)
+        if ensured in self.shared.ensured:
+            return
+        with self.datastore.transaction(commit=True) as curs:
+            curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(
+                Identifier(self.datastore.schema)))
+        recorder.create_table()
+        self.shared.ensured.add(ensured)
+
+    def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
+        recorder = TenantRecorder(self.datastore, tenant=self.tenant,
+                                  events_table_name=purpose)
+        self._create(recorder, purpose)
+        return recorder
+
+    def application_recorder(self) -> ApplicationRecorder:
+        recorder = TenantRecorder(self.datastore, tenant=self.tenant)
+        self._create(recorder, "events")
+        return recorder
+
+    def tracking_recorder(
+        self, tracking_recorder_class: type[PostgresTrackingRecorder] | None = None
+    ) -> PostgresTrackingRecorder:
+        if tracking_recorder_class is None:
+            topic = self.env.get(self.TRACKING_RECORDER_TOPIC)
+            tracking_recorder_class = (
+                resolve_topic(topic) if topic else self.tracking_recorder_class
+            )
+        assert tracking_recorder_class is not None
+        recorder = tracking_recorder_class(self.datastore, tracking_table_name="tracking")
+        self._create(recorder, "tracking:" + tracking_recorder_class.__qualname__)
+        return recorder
+
+    def process_recorder(self) -> ProcessRecorder:
+        recorder = TenantProcessRecorder(self.datastore, tenant=self.tenant,
+                                         tracking_table_name="tracking")
+        self._create(recorder, "events+tracking")
+        return recorder
+
+    def close(self) -> None:
+        """Applications come and go; the shared pool stays until shutdown."""
+
+
+__all__ = [
+    "Factory",
+    "SchemaView",
+    "SharedDatastore",
+    "TenantProcessRecorder",
+    "TenantRecorder",
+    "TrackingRecorder",
+    "log_group_schema",
+]
