@@ -52,16 +52,32 @@ def _catalog(*categories: Category) -> dict[str, Category]:
 CATEGORIES: dict[str, Category] = _catalog(
     Category("marriage-family", "婚姻家庭", "Marriage and family", "womens-federation"),
     Category("neighbour-dispute", "邻里纠纷", "Neighbour dispute", "justice-office"),
-    Category("land-boundary", "土地/宅基地边界", "Land or homestead boundary", "natural-resources"),
+    Category(
+        "land-boundary",
+        "土地/宅基地边界",
+        "Land or homestead boundary",
+        "natural-resources",
+    ),
     Category("labour-pay", "劳资纠纷/欠薪", "Labour dispute or unpaid wages", "labour"),
-    Category("property-management", "物业纠纷", "Property management dispute", "housing"),
+    Category(
+        "property-management", "物业纠纷", "Property management dispute", "housing"
+    ),
     Category("consumer", "消费纠纷", "Consumer dispute", "market-regulation"),
     Category("traffic-accident", "交通事故", "Traffic accident", "police"),
-    Category("environment-noise", "环境噪声", "Environmental noise", "ecology-environment"),
-    Category("housing-construction", "建设工程/房屋", "Construction or housing", "housing"),
+    Category(
+        "environment-noise", "环境噪声", "Environmental noise", "ecology-environment"
+    ),
+    Category(
+        "housing-construction", "建设工程/房屋", "Construction or housing", "housing"
+    ),
     Category("medical", "医疗纠纷", "Medical dispute", "health"),
     Category("petition-letter", "信访事项", "Petition matter", "petitions"),
-    Category("public-safety-hazard", "安全隐患", "Public safety hazard", "emergency-management"),
+    Category(
+        "public-safety-hazard",
+        "安全隐患",
+        "Public safety hazard",
+        "emergency-management",
+    ),
     Category("fire-lane-blocked", "消防通道堵塞", "Blocked fire lane", "fire"),
     Category("street-vending", "占道经营", "Street vending", "urban-management"),
     Category("crowd-gathering", "人员聚集", "Crowd gathering", "police"),

@@ -11,7 +11,7 @@ from domain.errors import ValidationError
 E = TypeVar("E", bound=StrEnum)
 
 
-def require_aware(value: object, what: str) -> datetime:
+def require_aware(value: object, what: str = "a time") -> datetime:
     """``value`` must be a timezone-aware datetime: business times are instants."""
     if not isinstance(value, datetime):
         msg = f"{what} must be a datetime; got {type(value).__name__}"
@@ -32,9 +32,10 @@ def require_text(value: object, what: str) -> str:
 
 def require_member(enum: type[E], value: object, what: str) -> E:
     """``value`` must be one of ``enum``'s values (a member or its string)."""
-    try:
+    if isinstance(value, enum):
+        return value
+    if isinstance(value, str) and value in enum._value2member_map_:
         return enum(value)
-    except ValueError:
-        allowed = ", ".join(member.value for member in enum)
-        msg = f"{what} must be one of {allowed}; got {value!r}"
-        raise ValidationError(msg) from None
+    allowed = ", ".join(member.value for member in enum)
+    msg = f"{what} must be one of {allowed}; got {value!r}"
+    raise ValidationError(msg)

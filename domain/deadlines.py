@@ -34,7 +34,10 @@ class HandlingClass(StrEnum):
     DIFFICULT = "difficult"
 
 
-RESPONSE_CLOCK_TIME = {Severity.RED: timedelta(hours=2), Severity.ORANGE: timedelta(hours=24)}
+RESPONSE_CLOCK_TIME = {
+    Severity.RED: timedelta(hours=2),
+    Severity.ORANGE: timedelta(hours=24),
+}
 RESPONSE_WORKING_DAYS = {Severity.YELLOW: 3, Severity.BLUE: 7}
 PROGRESS_WORKING_DAYS = 5
 
@@ -48,7 +51,9 @@ def response_deadline(
     severity = require_member(Severity, severity, "severity")
     require_aware(received_at, "the time a case was received")
     if severity in RESPONSE_CLOCK_TIME:
-        return Deadline(received_at + RESPONSE_CLOCK_TIME[severity], CalendarBasis.OFFICIAL)
+        return Deadline(
+            received_at + RESPONSE_CLOCK_TIME[severity], CalendarBasis.OFFICIAL
+        )
     return calendar.add_working_days(received_at, RESPONSE_WORKING_DAYS[severity])
 
 

