@@ -115,7 +115,5 @@ class WorkingCalendar:
     def _deadline_after(day: date, start: datetime, uncovered: set[int]) -> Deadline:
         by = datetime.combine(day + _ONE_DAY, time(0), tzinfo=start.tzinfo)
         if uncovered:
-            return Deadline(
-                by, CalendarBasis.WEEKDAYS_FALLBACK, _fallback_note(uncovered)
-            )
+            return Deadline(by, CalendarBasis.WEEKDAYS_FALLBACK, _fallback_note(uncovered))
         return Deadline(by, CalendarBasis.OFFICIAL, "")

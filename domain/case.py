@@ -261,8 +261,7 @@ class Case(Aggregate):
     @event("Accepted")
     def _accepted(self, ref: str, lead: bool, by: str, at: datetime) -> None:
         self.assignments = [
-            Assignment(a.assignee, at) if a.assignee.ref == ref else a
-            for a in self.assignments
+            Assignment(a.assignee, at) if a.assignee.ref == ref else a for a in self.assignments
         ]
         if lead:
             self.status = Status.ACCEPTED
@@ -273,14 +272,10 @@ class Case(Aggregate):
         self._check("refuse", by, at)
         assignment = self._answering(ref)
         require_text(reason, "a refusal's reason")
-        self._refused(
-            ref=ref, lead=assignment.assignee.lead, reason=reason, by=by, at=at
-        )
+        self._refused(ref=ref, lead=assignment.assignee.lead, reason=reason, by=by, at=at)
 
     @event("Refused")
-    def _refused(
-        self, ref: str, lead: bool, reason: str, by: str, at: datetime
-    ) -> None:
+    def _refused(self, ref: str, lead: bool, reason: str, by: str, at: datetime) -> None:
         self.refusals[ref] = self.refusals.get(ref, 0) + 1
         if lead:
             self.assignments = []
@@ -381,9 +376,7 @@ class Case(Aggregate):
         if outcome is Outcome.REFERRED_TO_COURT:
             require_text(court_reference, "a referral to court's court reference")
         elif court_reference is not None:
-            raise ValidationError(
-                "a court reference belongs only to a case referred to court"
-            )
+            raise ValidationError("a court reference belongs only to a case referred to court")
         if outcome is Outcome.NO_ACTION_WARRANTED:
             require_text(summary, "the reason why no action is warranted (summary)")
         if not isinstance(summary, str):
@@ -457,9 +450,7 @@ class Case(Aggregate):
             msg = f"satisfaction is rated with 1 to 5 stars; got {stars!r}"
             raise ValidationError(msg)
         if not isinstance(comment, str):
-            raise ValidationError(
-                "an evaluation's comment must be text (it may be empty)"
-            )
+            raise ValidationError("an evaluation's comment must be text (it may be empty)")
         if self.stars is not None:
             raise IllegalTransition("a case is evaluated once; this one already was")
         self._evaluated(stars=stars, comment=comment, by=by, at=at)
@@ -483,14 +474,10 @@ class Case(Aggregate):
         """The matter came back: a repeat complaint against the unit that resolved it."""
         self._check("reopen", by, at)
         require_text(reason, "a re-opening's reason")
-        self._reopened(
-            reason=reason, repeat_against=self.resolved_by_unit, by=by, at=at
-        )
+        self._reopened(reason=reason, repeat_against=self.resolved_by_unit, by=by, at=at)
 
     @event("Reopened")
-    def _reopened(
-        self, reason: str, repeat_against: str | None, by: str, at: datetime
-    ) -> None:
+    def _reopened(self, reason: str, repeat_against: str | None, by: str, at: datetime) -> None:
         self.repeat_count += 1
         self.repeat_against = repeat_against
         self.round_started_at = at

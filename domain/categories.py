@@ -59,17 +59,11 @@ CATEGORIES: dict[str, Category] = _catalog(
         "natural-resources",
     ),
     Category("labour-pay", "劳资纠纷/欠薪", "Labour dispute or unpaid wages", "labour"),
-    Category(
-        "property-management", "物业纠纷", "Property management dispute", "housing"
-    ),
+    Category("property-management", "物业纠纷", "Property management dispute", "housing"),
     Category("consumer", "消费纠纷", "Consumer dispute", "market-regulation"),
     Category("traffic-accident", "交通事故", "Traffic accident", "police"),
-    Category(
-        "environment-noise", "环境噪声", "Environmental noise", "ecology-environment"
-    ),
-    Category(
-        "housing-construction", "建设工程/房屋", "Construction or housing", "housing"
-    ),
+    Category("environment-noise", "环境噪声", "Environmental noise", "ecology-environment"),
+    Category("housing-construction", "建设工程/房屋", "Construction or housing", "housing"),
     Category("medical", "医疗纠纷", "Medical dispute", "health"),
     Category("petition-letter", "信访事项", "Petition matter", "petitions"),
     Category(

@@ -47,9 +47,7 @@ _PROVINCE_LENGTH = 2
 _FIRST_DIGITS = "123456"
 
 _TENANT_BITS = 48
-_REST_BITS = (
-    128 - _TENANT_BITS
-)  # 80: 4 version bits, 2 variant bits, 74 bits of payload
+_REST_BITS = 128 - _TENANT_BITS  # 80: 4 version bits, 2 variant bits, 74 bits of payload
 _VERSION = 8
 
 

@@ -51,9 +51,7 @@ def response_deadline(
     severity = require_member(Severity, severity, "severity")
     require_aware(received_at, "the time a case was received")
     if severity in RESPONSE_CLOCK_TIME:
-        return Deadline(
-            received_at + RESPONSE_CLOCK_TIME[severity], CalendarBasis.OFFICIAL
-        )
+        return Deadline(received_at + RESPONSE_CLOCK_TIME[severity], CalendarBasis.OFFICIAL)
     return calendar.add_working_days(received_at, RESPONSE_WORKING_DAYS[severity])
 
 

@@ -34,9 +34,7 @@ LEGAL_FROM: dict[str, frozenset[Status]] = {
     "close": frozenset({S.CONFIRMED}),
     "reopen": frozenset({S.CLOSED}),
     "merge_into": frozenset({S.RECEIVED, S.TRIAGED, S.DISPATCHED, S.ACCEPTED}),
-    "withdraw": frozenset(
-        {S.RECEIVED, S.TRIAGED, S.DISPATCHED, S.ACCEPTED, S.ESCALATED}
-    ),
+    "withdraw": frozenset({S.RECEIVED, S.TRIAGED, S.DISPATCHED, S.ACCEPTED, S.ESCALATED}),
 }
 
 RULES: dict[str, str] = {

@@ -7,17 +7,22 @@ ones started in ``.zongzhi/test`` (stopped again at the end of the session).
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
 
 from zongzhi.servers import Servers, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 _servers: Servers | None = None
+_database: tuple[str, str] | None = None  # (server URL, fresh database's URL)
+_codes = itertools.count(6101)
 
 
 def test_servers() -> Servers:
@@ -29,14 +34,36 @@ def test_servers() -> Servers:
     return _servers
 
 
+def test_database_url() -> str:
+    """A database created for this test session on the session's server, so
+    every run starts from an empty store (dropped again at the end)."""
+    global _database
+    if _database is None:
+        server_url = test_servers().database_url
+        name = f"zz_test_{os.getpid()}_{secrets.token_hex(3)}"
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f"CREATE DATABASE {name}")
+        _database = (server_url, make_conninfo(server_url, dbname=name))
+    return _database[1]
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    from tenants.persistence import SharedDatastore
+
+    if _database is not None:
+        for datastore in list(SharedDatastore._by_url.values()):
+            datastore.close()
+        server_url, url = _database
+        name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     if _servers is not None:
         _servers.stop()
 
 
 @pytest.fixture(scope="session")
 def database_url() -> str:
-    return test_servers().database_url
+    return test_database_url()
 
 
 @pytest.fixture(scope="session")
@@ -46,11 +73,64 @@ def nats_url() -> str:
 
 @pytest.fixture
 def city() -> str:
-    """A fresh, unused city code (log group) for one test: 99xx is not a real
-    Zhejiang prefix, and the random digits keep tests apart."""
-    return "9" + str(secrets.randbelow(900) + 100)
+    """A fresh city code (log group) for one test: 61xx-69xx are not
+    Zhejiang's, and each test of the session gets its own."""
+    return str(next(_codes))
 
 
 @pytest.fixture
 def unique() -> Iterator[str]:
     yield secrets.token_hex(4)
+
+
+@pytest.fixture(scope="session")
+def tenants(database_url: str) -> Iterator[object]:
+    """The product's entry to every tenant, over the session's database."""
+    from tenants.service import Tenants
+
+    service = Tenants(database_url, secrets.token_bytes(32))
+    yield service
+    service.close()
+
+
+def write_divisions(directory: Path, city: str, *, counties: int = 1, townships: int = 2,
+                    villages: int = 2) -> dict[str, list[str]]:
+    """Division files in the shipped format for a small synthetic city."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tree: dict[str, list[str]] = {"city": [city], "county": [], "township": [], "village": []}
+    rows: dict[str, list[str]] = {
+        "cities.csv": ["code,name,provinceCode", f'{city},"测试市{city}",{city[:2]}'],
+        "counties.csv": ["code,name,cityCode,provinceCode"],
+        "townships.csv": ["code,name,areaCode,provinceCode,cityCode"],
+        "villages.csv": ["code,name,streetCode,provinceCode,cityCode,areaCode"],
+    }
+    for c in range(1, counties + 1):
+        county = f"{city}{c:02d}"
+        tree["county"].append(county)
+        rows["counties.csv"].append(f'{county},"测试县{c}",{city},{city[:2]}')
+        for t in range(1, townships + 1):
+            township = f"{county}{t:03d}"
+            tree["township"].append(township)
+            rows["townships.csv"].append(
+                f'{township},"测试镇{c}-{t}",{county},{city[:2]},{city}')
+            for v in range(1, villages + 1):
+                village = f"{township}{v:03d}"
+                tree["village"].append(village)
+                rows["villages.csv"].append(
+                    f'{village},"测试村{c}-{t}-{v}",{township},{city[:2]},{city},{county}')
+    for name, lines in rows.items():
+        (directory / name).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return tree
+
+
+@pytest.fixture
+def city_tree(tenants: object, city: str, tmp_path: Path) -> dict[str, list[str]]:
+    """A registered synthetic city: 1 county, 2 townships, 4 villages."""
+    from datetime import UTC, datetime
+
+    from tenants.service import Tenants
+
+    assert isinstance(tenants, Tenants)
+    tree = write_divisions(tmp_path / "divisions", city)
+    tenants.import_divisions(tmp_path / "divisions", city, "test", datetime.now(UTC))
+    return tree

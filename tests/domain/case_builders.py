@@ -147,15 +147,11 @@ PATH: dict[Status, tuple[Status | None, Step]] = {
     Status.ACCEPTED: (Status.DISPATCHED, lambda c, t: c.accept(LEAD, "officer-1", t())),
     Status.ESCALATED: (
         Status.ACCEPTED,
-        lambda c, t: c.escalate(
-            COUNTY, "turned into a group conflict", "director-1", t()
-        ),
+        lambda c, t: c.escalate(COUNTY, "turned into a group conflict", "director-1", t()),
     ),
     Status.RESOLVED: (
         Status.ACCEPTED,
-        lambda c, t: c.resolve(
-            Outcome.MEDIATED, "调解成功，签订协议", "officer-1", t()
-        ),
+        lambda c, t: c.resolve(Outcome.MEDIATED, "调解成功，签订协议", "officer-1", t()),
     ),
     Status.FEEDBACK_GIVEN: (
         Status.RESOLVED,
@@ -165,9 +161,7 @@ PATH: dict[Status, tuple[Status | None, Step]] = {
     Status.CLOSED: (Status.CONFIRMED, lambda c, t: c.close("clerk-1", t())),
     Status.MERGED: (
         Status.TRIAGED,
-        lambda c, t: c.merge_into(
-            Case.create_id(TOWNSHIP, "ZZ-2026-000000"), "clerk-1", t()
-        ),
+        lambda c, t: c.merge_into(Case.create_id(TOWNSHIP, "ZZ-2026-000000"), "clerk-1", t()),
     ),
     Status.WITHDRAWN: (
         Status.TRIAGED,
@@ -200,21 +194,13 @@ COMMANDS: dict[str, Step] = {
     "dispatch": lambda c, t: c.dispatch(joint_dispatch(), "dispatcher-1", t()),
     "accept": lambda c, t: c.accept(CO_UNIT, "officer-2", t()),
     "refuse": lambda c, t: c.refuse(CO_UNIT, "not our duty", "officer-2", t()),
-    "report_progress": lambda c, t: c.report_progress(
-        "met both parties", "officer-1", t()
-    ),
+    "report_progress": lambda c, t: c.report_progress("met both parties", "officer-1", t()),
     "urge": lambda c, t: c.urge(
         Instrument.WORK_PROMPT_LETTER, LEAD, "response overdue", "director-1", t()
     ),
-    "escalate": lambda c, t: c.escalate(
-        COUNTY, "deadlines keep slipping", "director-1", t()
-    ),
-    "resolve": lambda c, t: c.resolve(
-        Outcome.HANDLED, "repaired the pipe", "officer-1", t()
-    ),
-    "give_feedback": lambda c, t: c.give_feedback(
-        "the pipe was repaired", "clerk-1", t()
-    ),
+    "escalate": lambda c, t: c.escalate(COUNTY, "deadlines keep slipping", "director-1", t()),
+    "resolve": lambda c, t: c.resolve(Outcome.HANDLED, "repaired the pipe", "officer-1", t()),
+    "give_feedback": lambda c, t: c.give_feedback("the pipe was repaired", "clerk-1", t()),
     "confirm": lambda c, t: c.confirm("party-1", t()),
     "reject_result": lambda c, t: c.reject_result("still leaking", "party-1", t()),
     "evaluate": lambda c, t: c.evaluate(5, "满意", "party-1", t()),

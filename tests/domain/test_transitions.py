@@ -15,24 +15,37 @@ from case_builders import COMMANDS, case_in
 from domain import IllegalTransition, Status
 
 TABLE = """
-command          received triaged dispatched accepted escalated resolved feedback-given confirmed closed merged withdrawn
-triage           Y        Y       .          .        .         .        .              .         .      .      .
-dispatch         .        Y       .          .        .         .        .              .         .      .      .
-accept           .        .       Y          Y        .         .        .              .         .      .      .
-refuse           .        .       Y          Y        .         .        .              .         .      .      .
-report_progress  .        .       .          Y        Y         .        .              .         .      .      .
-urge             .        .       Y          Y        Y         .        .              .         .      .      .
-escalate         .        Y       Y          Y        .         .        .              .         .      .      .
-resolve          .        .       .          Y        Y         .        .              .         .      .      .
-give_feedback    .        .       .          .        .         Y        .              .         .      .      .
-confirm          .        .       .          .        .         .        Y              .         .      .      .
-reject_result    .        .       .          .        .         .        Y              .         .      .      .
-evaluate         .        .       .          .        .         .        .              Y         Y      .      .
-close            .        .       .          .        .         .        .              Y         .      .      .
-reopen           .        .       .          .        .         .        .              .         Y      .      .
-merge_into       Y        Y       Y          Y        .         .        .              .         .      .      .
-withdraw         Y        Y       Y          Y        Y         .        .              .         .      .      .
+command          rec tri dis acc esc res fbk con clo mrg wdr
+triage            Y   Y   .   .   .   .   .   .   .   .   .
+dispatch          .   Y   .   .   .   .   .   .   .   .   .
+accept            .   .   Y   Y   .   .   .   .   .   .   .
+refuse            .   .   Y   Y   .   .   .   .   .   .   .
+report_progress   .   .   .   Y   Y   .   .   .   .   .   .
+urge              .   .   Y   Y   Y   .   .   .   .   .   .
+escalate          .   Y   Y   Y   .   .   .   .   .   .   .
+resolve           .   .   .   Y   Y   .   .   .   .   .   .
+give_feedback     .   .   .   .   .   Y   .   .   .   .   .
+confirm           .   .   .   .   .   .   Y   .   .   .   .
+reject_result     .   .   .   .   .   .   Y   .   .   .   .
+evaluate          .   .   .   .   .   .   .   Y   Y   .   .
+close             .   .   .   .   .   .   .   Y   .   .   .
+reopen            .   .   .   .   .   .   .   .   Y   .   .
+merge_into        Y   Y   Y   Y   .   .   .   .   .   .   .
+withdraw          Y   Y   Y   Y   Y   .   .   .   .   .   .
 """
+COLUMNS = {
+    "rec": Status.RECEIVED,
+    "tri": Status.TRIAGED,
+    "dis": Status.DISPATCHED,
+    "acc": Status.ACCEPTED,
+    "esc": Status.ESCALATED,
+    "res": Status.RESOLVED,
+    "fbk": Status.FEEDBACK_GIVEN,
+    "con": Status.CONFIRMED,
+    "clo": Status.CLOSED,
+    "mrg": Status.MERGED,
+    "wdr": Status.WITHDRAWN,
+}
 
 # A word of the rule each command's refusal must state.
 RULE_WORD = {
@@ -57,7 +70,7 @@ RULE_WORD = {
 
 def parse(table: str) -> list[tuple[Status, str, bool]]:
     header, *rows = table.strip().splitlines()
-    statuses = [Status(s) for s in header.split()[1:]]
+    statuses = [COLUMNS[column] for column in header.split()[1:]]
     cases = []
     for row in rows:
         command, *marks = row.split()
