@@ -64,7 +64,8 @@ class Center(Aggregate):
 
     def reinstate(self, by: str, at: datetime) -> None:
         if not self.retired:
-            raise IllegalTransition(f"only a retired center can be reinstated; {self.code} is active")
+            raise IllegalTransition(
+                f"only a retired center can be reinstated; {self.code} is active")
         self._reinstated(by, at)
 
     @event("Reinstated")
@@ -89,7 +90,8 @@ def check_schedule(year: int, holidays: list[date], makeup_workdays: list[date])
     if wrong:
         raise ValidationError(f"{wrong[0].isoformat()} does not belong to {year}")
     if not any(d.weekday() < 5 for d in holidays):
-        raise ValidationError(f"the {year} schedule lists no weekday holiday: not an official schedule")
+        raise ValidationError(
+            f"the {year} schedule lists no weekday holiday: not an official schedule")
     if any(d.weekday() < 5 for d in makeup_workdays):
         raise ValidationError("make-up working days must fall on a Saturday or Sunday")
     if set(holidays) & set(makeup_workdays):

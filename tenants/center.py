@@ -70,7 +70,7 @@ class CenterApp(Application[UUID]):
         if tenant_of(case_id) != self.tenant:
             raise CaseNotFound(f"no case {case_id} in center {self.tenant}")
         try:
-            case = self.repository.get(case_id)
+            case: Case = self.repository.get(case_id)
         except AggregateNotFoundError:
             raise CaseNotFound(f"no case {case_id} in center {self.tenant}") from None
         assert isinstance(case, Case)

@@ -32,7 +32,8 @@ class DivisionDataError(ValidationError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         shown = "\n  ".join(problems[:MAX_REPORTED])
-        more = f"\n  ... and {len(problems) - MAX_REPORTED} more" if len(problems) > MAX_REPORTED else ""
+        hidden = len(problems) - MAX_REPORTED
+        more = f"\n  ... and {hidden} more" if hidden > 0 else ""
         super().__init__(f"{len(problems)} problem(s) in the division files, nothing imported:\n"
                          f"  {shown}{more}")
 
@@ -84,8 +85,9 @@ def read_divisions(directory: Path, scope: str | None = None,
                 if not name:
                     problems.append(f"{where}: division {code} has no name")
                     continue
-                if parent_column is not None and row[index[parent_column]].strip() != parent_of(code):
-                    problems.append(f"{where}: {parent_column} {row[index[parent_column]]!r} is "
+                named_parent = row[index[parent_column]].strip() if parent_column else None
+                if parent_column is not None and named_parent != parent_of(code):
+                    problems.append(f"{where}: {parent_column} {named_parent!r} is "
                                     f"not the prefix {parent_of(code)} of code {code}")
                     continue
                 if scope is not None and not (is_within(code, scope) or is_within(scope, code)):

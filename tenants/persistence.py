@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -69,7 +69,7 @@ class SharedDatastore(PostgresDatastore):
     """The one pool of a process for one database URL."""
 
     _lock = threading.Lock()
-    _by_url: dict[str, SharedDatastore] = {}
+    _by_url: ClassVar[dict[str, SharedDatastore]] = {}
 
     @classmethod
     def for_url(cls, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> SharedDatastore:
@@ -113,7 +113,7 @@ class SchemaView(PostgresDatastore):
     one pool serve every log group. Closing a view leaves the pool open.
     """
 
-    def __init__(self, shared: SharedDatastore, schema: str) -> None:  # noqa: D107
+    def __init__(self, shared: SharedDatastore, schema: str) -> None:
         self.__dict__.update(shared.__dict__)
         self.shared = shared
         self.schema = schema

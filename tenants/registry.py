@@ -195,7 +195,7 @@ class Registry(Application[UUID]):
         return report
 
     def _center(self, code: str) -> Center:
-        center = self.repository.get(Center.create_id(code))
+        center: Center = self.repository.get(Center.create_id(code))
         assert isinstance(center, Center)
         return center
 
@@ -208,7 +208,7 @@ class Registry(Application[UUID]):
 
     def load_calendar_year(self, schedule: Schedule, by: str, at: datetime) -> CalendarYear:
         try:
-            year = self.repository.get(CalendarYear.create_id(schedule.year))
+            year: CalendarYear = self.repository.get(CalendarYear.create_id(schedule.year))
             assert isinstance(year, CalendarYear)
             year.revise(schedule.holidays, schedule.makeup_workdays, schedule.source, by, at)
         except AggregateNotFoundError:
@@ -221,9 +221,9 @@ class Registry(Application[UUID]):
 
     def loaded_years(self) -> list[CalendarYear]:
         topic = "domain.registry:CalendarYear.Loaded"
-        ids = {n.originator_id for n in self.recorder.select_notifications(
+        ids = {UUID(str(n.originator_id)) for n in self.recorder.select_notifications(
             start=None, limit=10_000, topics=[topic])}
-        years = [self.repository.get(i) for i in ids]
+        years: list[CalendarYear] = [self.repository.get(i) for i in ids]
         return sorted((y for y in years if isinstance(y, CalendarYear)), key=lambda y: y.year)
 
     def calendar(self) -> WorkingCalendar:
@@ -244,7 +244,7 @@ class Registry(Application[UUID]):
         store = self.recorder
         assert isinstance(store, RegistryRecorder)
         topic = "domain.registry:Center.Registered"
-        ids = [n.originator_id for n in store.select_notifications(
+        ids = [UUID(str(n.originator_id)) for n in store.select_notifications(
             start=None, limit=10_000_000, topics=[topic])]
         infos = [_info(c) for c in self._centers_by_id(ids)]
         with store.datastore.transaction(commit=True) as curs:
@@ -258,6 +258,6 @@ class Registry(Application[UUID]):
 
     def _centers_by_id(self, ids: Iterable[UUID]) -> Iterable[Center]:
         for i in ids:
-            center = self.repository.get(i)
+            center: Center = self.repository.get(i)
             assert isinstance(center, Center)
             yield center

@@ -198,7 +198,8 @@ class Servers:
     """
 
     data_dir: Path = field(default_factory=default_data_dir)
-    nats_port: int = field(default_factory=lambda: int(os.environ.get(NATS_PORT) or DEFAULT_NATS_PORT))
+    nats_port: int = field(
+        default_factory=lambda: int(os.environ.get(NATS_PORT) or DEFAULT_NATS_PORT))
     database_url: str = ""
     nats_url: str = ""
     _owned: list[EmbeddedPostgres | EmbeddedNats] = field(default_factory=list)

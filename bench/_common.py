@@ -1,0 +1,205 @@
+"""Shared setup of the bench scripts: servers, a fresh database, samplers, printing.
+
+Every bench run gets its own database (``bench_<random>``) on the product's
+PostgreSQL (``ZONGZHI_DATABASE_URL`` or the embedded server started in
+``.zongzhi/bench``) and drops it at the end, so runs never see each other's
+rows, tables or catalog entries. The scripts print figures and same-run
+ratios; they never assert on time.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import secrets
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib.metadata import version
+from pathlib import Path
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+from zongzhi.servers import Servers, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+DIVISIONS = ROOT / "data" / "divisions"
+CITIES = [f"33{n:02d}" for n in range(1, 12)]  # Zhejiang's 11 cities: 3301..3311
+
+
+@dataclass
+class BenchDatabase:
+    server_url: str  # the server's maintenance database
+    url: str  # the fresh bench database
+    name: str
+
+
+def _stop_servers_started_here(servers: Servers) -> None:
+    # Servers.stop() would also stop a server that another process started in
+    # the same directory; stop only the ones this run started.
+    if all(getattr(s, "started_here", False) for s in servers._owned):
+        servers.stop()
+
+
+@contextmanager
+def fresh_database(data_dir: Path | None = None) -> Iterator[BenchDatabase]:
+    """A new database on the product's server, dropped again afterwards."""
+    servers = Servers(data_dir=(data_dir or ROOT / ".zongzhi" / "bench").resolve(),
+                      nats_port=free_port()).start(nats=False)
+    name = f"bench_{secrets.token_hex(4)}"
+    with psycopg.connect(servers.database_url, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    db = BenchDatabase(servers.database_url, make_conninfo(servers.database_url, dbname=name),
+                       name)
+    try:
+        yield db
+    finally:
+        from tenants.persistence import SharedDatastore
+
+        for datastore in list(SharedDatastore._by_url.values()):
+            with suppress(Exception):
+                datastore.close()
+        with psycopg.connect(servers.database_url, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        _stop_servers_started_here(servers)
+
+
+def library_env(url: str, schema: str, pool_size: int) -> dict[str, str]:
+    """The environment of the library's own ``eventsourcing.postgres`` module
+    for the database at ``url`` (a Unix-socket host is passed as its directory)."""
+    params = conninfo_to_dict(url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),
+        "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(params.get("port", "5432")),
+        "POSTGRES_USER": str(params.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(params.get("password", "")),
+        "POSTGRES_SCHEMA": schema,
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": "0",
+    }
+
+
+def server_facts(url: str) -> dict[str, str]:
+    names = ["server_version", "max_connections", "shared_buffers", "fsync",
+             "synchronous_commit", "wal_level"]
+    with psycopg.connect(url) as conn:
+        return {n: str(conn.execute(f"SHOW {n}").fetchone()[0])  # type: ignore[index]
+                for n in names}
+
+
+def print_header(title: str, db: BenchDatabase, argv: list[str]) -> None:
+    facts = server_facts(db.url)
+    where = "ZONGZHI_DATABASE_URL" if os.environ.get("ZONGZHI_DATABASE_URL") else "embedded"
+    print("=" * 78)
+    print(f"{title}")
+    print(f"date        {datetime.now(UTC):%Y-%m-%d %H:%M:%S} UTC")
+    print(f"command     python {' '.join(argv)}")
+    print(f"machine     {platform.node()}  {platform.machine()}  cpus={os.cpu_count()}  "
+          f"python {platform.python_version()}")
+    print(f"libraries   eventsourcing {version('eventsourcing')}, psycopg {version('psycopg')}")
+    print(f"postgresql  {facts.pop('server_version')} ({where}, database {db.name})")
+    print("settings    " + ", ".join(f"{k}={v}" for k, v in facts.items()))
+    print("=" * 78, flush=True)
+
+
+def rss_mib() -> float:
+    """Current resident set size of this process, MiB."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def max_rss_mib() -> float:
+    """Peak resident set size of this process so far (ru_maxrss), MiB."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
+
+
+class Sampler:
+    """Polls, from a side thread on its own connection, the number of other
+    connections to the bench database and this process's RSS; keeps the peaks."""
+
+    def __init__(self, url: str, interval: float = 0.05) -> None:
+        self.url = url
+        self.interval = interval
+        self.peak_connections = 0
+        self.peak_rss_mib = 0.0
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
+        self._conn = psycopg.connect(url, autocommit=True)
+
+    def connections(self) -> int:
+        row = self._conn.execute(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+        return int(row[0]) if row else 0
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.peak_connections = max(self.peak_connections, self.connections())
+            self.peak_rss_mib = max(self.peak_rss_mib, rss_mib())
+            self.samples += 1
+            self._stop.wait(self.interval)
+
+    def reset(self) -> None:
+        self.peak_connections = 0
+        self.peak_rss_mib = 0.0
+        self.samples = 0
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._conn.close()
+
+
+def run_writers(writers: int, work: Callable[[int], int]) -> tuple[int, float]:
+    """Run ``work(i)`` in ``writers`` threads started together; each returns the
+    number of commits it made. Returns (total commits, wall seconds)."""
+    barrier = threading.Barrier(writers + 1)
+    counts = [0] * writers
+    errors: list[BaseException] = []
+
+    def target(i: int) -> None:
+        barrier.wait()
+        try:
+            counts[i] = work(i)
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=target, args=(i,)) for i in range(writers)]
+    for t in threads:
+        t.start()
+    barrier.wait()
+    start = time.perf_counter()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise errors[0]
+    return sum(counts), elapsed
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = "  ".join("-" * w for w in widths)
+    out = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)), line]
+    out += ["  ".join(str(c).rjust(w) if i else str(c).ljust(w)
+                      for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in rows]
+    return "\n".join(out)
+
+
+def met(ok: bool) -> str:
+    return "MET" if ok else "NOT MET"
