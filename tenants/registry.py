@@ -31,7 +31,7 @@ from tenants.persistence import TenantRecorder
 from tenants.transcodings import register_domain_transcodings
 
 REGISTRY = "registry"
-BATCH = 2000
+BATCH = 500  # larger batches stalled psycopg pipeline mode here (see docs/decisions.md)
 
 
 class UnknownTenant(LookupError):
@@ -78,14 +78,16 @@ class RegistryRecorder(TenantRecorder):
                        **kwargs: Any) -> None:
         super()._insert_events(curs, stored_events, **kwargs)
         rows: list[CenterInfo] = kwargs.get("centers", [])
-        if rows:
-            curs.executemany(SQL(
-                "INSERT INTO {0} VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (code) DO UPDATE "
+        if rows:  # one statement: a long executemany stalls psycopg's pipeline
+            curs.execute(SQL(
+                "INSERT INTO {0} SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], "
+                "%s::text[], %s::boolean[], %s::boolean[]) ON CONFLICT (code) DO UPDATE "
                 "SET name = excluded.name, tier = excluded.tier, parent = excluded.parent, "
                 "retired = excluded.retired, key_shredded = excluded.key_shredded"
-            ).format(self.centers_table),
-                [(c.code, c.name, c.tier.value, c.parent, c.retired, c.key_shredded)
-                 for c in rows])
+            ).format(self.centers_table), (
+                [c.code for c in rows], [c.name for c in rows], [c.tier.value for c in rows],
+                [c.parent for c in rows], [c.retired for c in rows],
+                [c.key_shredded for c in rows]))
 
 
 def _info(center: Center) -> CenterInfo:

@@ -218,9 +218,12 @@ class Servers:
                 self._owned.append(ns)
         return self
 
-    def stop(self) -> None:
+    def stop(self, *, all_embedded: bool = False) -> None:
+        """Stop the embedded servers this object started (or, with
+        ``all_embedded``, also those it found already running)."""
         for server in reversed(self._owned):
-            server.stop()
+            if server.started_here or all_embedded:
+                server.stop()
         self._owned.clear()
 
     def __enter__(self) -> Servers:

@@ -1,0 +1,156 @@
+"""The ``zongzhi`` command line.
+
+Every command gets its servers the product's way (``ZONGZHI_*_URL`` or
+embedded ones in ``ZONGZHI_DATA_DIR``, default ``./.zongzhi``) and stops
+again what it started, except ``servers start``. Bad input exits with
+status 2 and one clear message; nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from domain import DomainError, Tier
+from tenants.calendar import read_schedule
+from tenants.keys import KeyringError, load_master_key
+from tenants.registry import UnknownTenant
+from tenants.service import Tenants
+from zongzhi.servers import ServerError, Servers
+
+DIVISIONS = Path(__file__).resolve().parents[1] / "data" / "divisions"
+OPERATOR = "cli"
+
+
+class UsageError(Exception):
+    """Bad input to a command."""
+
+
+@contextmanager
+def product(*, keep_servers: bool = False) -> Iterator[tuple[Servers, Tenants]]:
+    servers = Servers().start(nats=False)
+    tenants = Tenants(servers.database_url, load_master_key(servers.data_dir))
+    try:
+        yield servers, tenants
+    finally:
+        tenants.close()
+        if not keep_servers:
+            servers.stop()
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from zongzhi import demo
+
+    with product(keep_servers=args.keep_servers) as (servers, tenants):
+        print(f"PostgreSQL: {servers.database_url}")
+        demo.run(tenants, args.divisions, args.city, args.cases, args.seed)
+        if args.keep_servers:
+            print("Servers left running; stop them with: zongzhi servers stop")
+
+
+def cmd_servers(args: argparse.Namespace) -> None:
+    servers = Servers()
+    if args.action == "start":
+        servers.start()
+        print(f"database: {servers.database_url}\nnats:     {servers.nats_url}")
+    elif args.action == "stop":
+        servers.start()  # find the embedded ones, if any, then stop them
+        servers.stop(all_embedded=True)
+        print("embedded servers stopped")
+
+
+def cmd_tenants(args: argparse.Namespace) -> None:
+    now = datetime.now(UTC)
+    with product() as (_, tenants):
+        if args.action == "import":
+            report = tenants.import_divisions(args.divisions, args.scope, OPERATOR, now)
+            print(f"{report} (cities: {', '.join(report.cities)})")
+        elif args.action == "list":
+            rows = tenants.registry.subtree(args.under) if args.under else tenants.registry.all()
+            for c in rows:
+                if args.tier is None or c.tier == args.tier:
+                    flag = " (retired)" if c.retired else ""
+                    print(f"{c.code:<13}{c.tier.value:<9}{c.name}{flag}")
+        elif args.action == "shred-key":
+            if not args.reason:
+                raise UsageError("shred-key needs --reason: the destruction is recorded")
+            tenants.shred_key(args.code, args.reason, OPERATOR, now)
+            print(f"data key of {args.code} destroyed: its personal fields are unrecoverable")
+        elif args.action == "rebuild":
+            print(f"centers table rebuilt from events: {tenants.registry.rebuild_centers()}")
+
+
+def cmd_calendar(args: argparse.Namespace) -> None:
+    with product() as (_, tenants):
+        if args.action == "load":
+            schedule = read_schedule(args.file)
+            tenants.registry.load_calendar_year(schedule, OPERATOR, datetime.now(UTC))
+            print(f"{schedule.year}: {len(schedule.holidays)} days off, "
+                  f"{len(schedule.makeup_workdays)} make-up working days ({schedule.source})")
+        elif args.action == "show":
+            calendar = tenants.calendar()
+            years = sorted(calendar.official_years)
+            print(f"official schedules: {years[0]}-{years[-1]}"
+                  if years == list(range(years[0], years[-1] + 1)) else
+                  f"official schedules: {', '.join(map(str, years))}")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="zongzhi", description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="start servers, load a real city, drive cases, summarize")
+    demo.add_argument("--city", default="3307", help="city code (default 3307 金华市)")
+    demo.add_argument("--cases", type=int, default=300)
+    demo.add_argument("--seed", type=int, default=7)
+    demo.add_argument("--divisions", type=Path, default=DIVISIONS)
+    demo.add_argument("--keep-servers", action="store_true")
+    demo.set_defaults(run=cmd_demo)
+
+    servers = sub.add_parser("servers", help="start or stop the embedded servers")
+    servers.add_argument("action", choices=["start", "stop"])
+    servers.set_defaults(run=cmd_servers)
+
+    tenants = sub.add_parser("tenants", help="the registry of centers")
+    tenants.add_argument("action", choices=["import", "list", "shred-key", "rebuild"])
+    tenants.add_argument("code", nargs="?", help="center code (shred-key)")
+    tenants.add_argument("--divisions", type=Path, default=DIVISIONS)
+    tenants.add_argument("--scope", help="province, city or county code to import")
+    tenants.add_argument("--under", help="list only this subtree")
+    tenants.add_argument("--tier", type=Tier, choices=list(Tier))
+    tenants.add_argument("--reason")
+    tenants.set_defaults(run=cmd_tenants)
+
+    calendar = sub.add_parser("calendar", help="the official working-day calendar")
+    calendar.add_argument("action", choices=["load", "show"])
+    calendar.add_argument("file", nargs="?", type=Path, help="schedule JSON (load)")
+    calendar.set_defaults(run=cmd_calendar)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    if args.command == "tenants" and args.action == "shred-key" and not args.code:
+        return _fail("shred-key needs the center's code")
+    if args.command == "calendar" and args.action == "load" and args.file is None:
+        return _fail("calendar load needs a schedule file")
+    if args.command == "demo" and args.cases < 1:
+        return _fail("--cases must be at least 1")
+    try:
+        args.run(args)
+    except (UsageError, DomainError, UnknownTenant, ServerError, KeyringError) as e:
+        return _fail(str(e))
+    return 0
+
+
+def _fail(message: str) -> int:
+    print(f"zongzhi: error: {message}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

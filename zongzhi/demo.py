@@ -1,0 +1,256 @@
+"""The demo: a real city's centers, a few hundred realistic cases, a summary per tier.
+
+Cases are driven through the same ``CenterApp`` commands staff use, with
+business times spread over the 30 days before now, so deadlines, holidays
+and the working-day calendar apply as they would in production. The summary
+is computed from the cases read back from PostgreSQL, not from memory.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from uuid import UUID
+
+from domain import (
+    CATEGORIES,
+    Assignee,
+    AssigneeKind,
+    Case,
+    Channel,
+    DomainError,
+    HandlingClass,
+    Instrument,
+    Outcome,
+    Party,
+    Personal,
+    Place,
+    Severity,
+    Status,
+    Tier,
+)
+from tenants.center import CenterApp
+from tenants.registry import CenterInfo
+from tenants.service import Tenants
+
+CST = timezone(timedelta(hours=8), "CST")
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程"
+GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国志强海燕玉兰"
+STREETS = ["人民路", "解放路", "稠州北路", "工人路", "宾王路", "青春路", "江滨路", "丹溪路"]
+SUMMARIES = {
+    "marriage-family": "夫妻因家庭财产分割发生争执, 请求调解",
+    "neighbour-dispute": "楼上住户长期漏水, 与楼下协商未果",
+    "land-boundary": "两户宅基地界址不清, 砌墙引发纠纷",
+    "labour-pay": "工地班组十余名工人被拖欠工资约八万元",
+    "property-management": "小区物业停车收费争议, 业主集体投诉",
+    "consumer": "装修公司收取定金后拖延施工",
+    "traffic-accident": "电动车与轿车刮擦, 赔偿金额有争议",
+    "environment-noise": "夜间工地施工噪声扰民",
+    "public-safety-hazard": "老旧小区电动车楼道充电存在火灾隐患",
+    "fire-lane-blocked": "商铺货物长期堆放占用消防通道",
+    "street-vending": "早市摊贩占道经营影响通行",
+}
+CHANNELS = [(Channel.GRID_PATROL, 30), (Channel.HOTLINE_12345, 25), (Channel.WINDOW, 20),
+            (Channel.CITIZEN_APP, 15), (Channel.PETITION, 7), (Channel.CAMERA, 3)]
+TIERS = [(Tier.VILLAGE, 60), (Tier.TOWNSHIP, 25), (Tier.COUNTY, 12), (Tier.CITY, 3)]
+
+
+def id_number(rng: random.Random, county: str, born: datetime) -> str:
+    """A well-formed (GB 11643) resident ID number: region, birth date, serial, check digit."""
+    body = f"{county}{born:%Y%m%d}{rng.randrange(1000):03d}"
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    check = "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+    return body + check
+
+
+@dataclass
+class Simulation:
+    tenants: Tenants
+    city: str
+    rng: random.Random
+    now: datetime
+    created: list[tuple[str, UUID]] = field(default_factory=list)
+    centers: dict[Tier, list[CenterInfo]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for info in self.tenants.registry.subtree(self.city):
+            if not info.retired:
+                self.centers.setdefault(info.tier, []).append(info)
+
+    def pick(self, options: list[tuple[Tier, int]] | list[tuple[Channel, int]]) -> object:
+        return self.rng.choices([o for o, _ in options], [w for _, w in options])[0]
+
+    def party(self, tenant: str) -> Party:
+        name = self.rng.choice(SURNAMES) + "".join(self.rng.sample(GIVEN, self.rng.choice([1, 2])))
+        born = datetime(1950, 1, 1) + timedelta(days=self.rng.randrange(365 * 50))
+        phone = f"1{self.rng.choice('3456789')}{self.rng.randrange(10**9):09d}"
+        address = f"{self.rng.choice(STREETS)}{self.rng.randrange(1, 300)}号"
+        return Party(name=Personal(name), phone=Personal(phone),
+                     id_number=Personal(id_number(self.rng, (tenant + "02")[:6], born)),
+                     address=Personal(address))
+
+    def assignees(self, app: CenterApp, category: str) -> list[Assignee]:
+        department = CATEGORIES[category].department
+        below = self.tenants.registry.children(app.tenant)
+        roll = self.rng.random()
+        if below and roll < 0.3:
+            lead = Assignee(AssigneeKind.CENTER, self.rng.choice(below).code, lead=True)
+        elif app.tenant.__len__() == 12 and roll < 0.5:
+            lead = Assignee(AssigneeKind.GRID_WORKER, f"grid-{app.tenant[-3:]}-1", lead=True)
+        else:
+            lead = Assignee(AssigneeKind.UNIT, department, lead=True)
+        if self.rng.random() < 0.15 and lead.ref != "police":  # joint dispatch
+            return [lead, Assignee(AssigneeKind.UNIT, "police")]
+        return [lead]
+
+    def run_case(self) -> None:
+        tier = self.pick(TIERS)
+        assert isinstance(tier, Tier)
+        center = self.rng.choice(self.centers.get(tier) or self.centers[Tier.VILLAGE])
+        app = self.tenants.center(center.code)
+        category = self.rng.choice(list(SUMMARIES))
+        channel = self.pick(CHANNELS)
+        assert isinstance(channel, Channel)
+        t = self.now - timedelta(days=30) + timedelta(minutes=self.rng.randrange(30 * 24 * 60))
+        t = t.replace(hour=self.rng.randrange(8, 18))
+
+        def later(hours: float) -> datetime:
+            nonlocal t
+            t = t + timedelta(hours=self.rng.uniform(0.2, hours))
+            return min(t, self.now)
+
+        case = app.receive_case(
+            channel=channel, category=category, summary=SUMMARIES[category],
+            parties=[self.party(center.code)], place=Place(center.code, "辖区内"),
+            by=f"clerk-{center.code}", at=t)
+        self.created.append((center.code, case.id))
+        fate = self.rng.random()
+        if fate < 0.03:
+            app.withdraw_case(case.id, "当事人自行和解, 申请撤回", "clerk", later(4))
+            return
+        if fate < 0.06 and len(self.created) > 1:
+            earlier = [cid for code, cid in self.created[:-1] if code == center.code]
+            survivor = next((c for c in earlier if app.get_case(c).is_open), None)
+            if survivor is not None and app.get_case(survivor).last_at <= t:
+                app.merge_case(case.id, survivor, "clerk", later(2))
+                return
+        severity = self.rng.choices(list(Severity), [3, 12, 55, 30])[0]
+        app.triage_case(case.id, severity,
+                        self.rng.choices(list(HandlingClass), [50, 40, 10])[0],
+                        "dispatcher", later(1))
+        if fate < 0.10 and tier is not Tier.CITY:
+            app.escalate_case(case.id, center.parent or "", "矛盾升级, 需上级协调", "director",
+                              later(8))
+            if self.rng.random() < 0.6:
+                self.finish(app, case.id, later, Outcome.HANDLED)
+            return
+        team = self.assignees(app, category)
+        app.dispatch_case(case.id, team, "dispatcher", later(2))
+        if self.rng.random() < 0.1:
+            app.refuse_case(case.id, team[0].ref, "不属本单位职责", "officer", later(3))
+            team = [Assignee(AssigneeKind.UNIT, CATEGORIES[category].department, lead=True)]
+            app.dispatch_case(case.id, team, "dispatcher", later(2))
+        if fate > 0.93:
+            return  # still waiting for the assignee: shows up as open work
+        for member in team:
+            app.accept_case(case.id, member.ref, f"officer-{member.ref}", later(6))
+        if self.rng.random() < 0.2:
+            app.urge_case(case.id, Instrument.WORK_PROMPT_LETTER, team[0].ref, "超期未反馈进展",
+                          "director", later(30))
+        app.report_progress(case.id, "已联系双方当事人, 正在核实", team[0].ref, later(20))
+        if fate > 0.88:
+            return  # in progress
+        outcome = self.rng.choices(list(Outcome), [55, 35, 6, 4])[0]
+        self.finish(app, case.id, later, outcome)
+        if self.rng.random() < 0.04:
+            app.reopen_case(case.id, "同一问题再次投诉", "clerk", later(72))
+
+    def finish(self, app: CenterApp, case_id: UUID, later: Callable[[float], datetime],
+               outcome: Outcome) -> None:
+        court = f"(2026)浙{app.tenant[2:6]}民初{self.rng.randrange(1, 9999)}号" \
+            if outcome is Outcome.REFERRED_TO_COURT else None
+        summary = {"no-action-warranted": "经核实不属实, 无需处置"}.get(outcome.value, "已妥善处理")
+        app.resolve_case(case_id, outcome, summary, "officer", later(48), court_reference=court)
+        app.give_feedback(case_id, "处理结果已告知当事人", "clerk", later(6))
+        if self.rng.random() < 0.06:
+            app.reject_result(case_id, "对处理结果不满意", "party", later(12))
+            app.resolve_case(case_id, Outcome.MEDIATED, "再次调解达成一致", "officer", later(48))
+            app.give_feedback(case_id, "再次调解结果已告知", "clerk", later(6))
+        app.confirm_case(case_id, "party", later(24))
+        app.evaluate_case(case_id, self.rng.choices([5, 4, 3, 2, 1], [60, 25, 8, 4, 3])[0],
+                          "", "party", later(2))
+        app.close_case(case_id, "clerk", later(2))
+
+
+def summarize(tenants: Tenants, created: list[tuple[str, UUID]]) -> list[str]:
+    """Figures per tier, from the cases as stored."""
+    by_tier: dict[Tier, list[Case]] = defaultdict(list)
+    for code, case_id in created:
+        case = tenants.center(code).get_case(case_id)
+        by_tier[Tier(tenants.registry.get(code).tier)].append(case)
+    header = (f"{'tier':<9}{'centers':>8}{'cases':>7}{'closed':>8}{'open':>6}{'resolved%':>11}"
+              f"{'satisfied%':>12}{'avg h':>8}{'refusals':>10}{'urged':>7}{'escal.':>8}"
+              f"{'repeat':>8}{'court':>7}")
+    lines = [header, "-" * len(header)]
+    totals: Counter[str] = Counter()
+    for tier in Tier:
+        cases = by_tier.get(tier, [])
+        centers = sum(1 for c in tenants.registry.all() if c.tier == tier)
+        countable = [c for c in cases if c.status not in (Status.WITHDRAWN, Status.MERGED)]
+        closed = [c for c in countable if c.status is Status.CLOSED]
+        rated = [c.stars for c in countable if c.stars is not None]
+        handled = [(c.closed_at - c.received_at).total_seconds() / 3600 for c in closed
+                   if c.closed_at]
+        escalated = sum(1 for c in cases if c.escalated_to)
+        court = sum(1 for c in cases if c.court_reference)
+        resolved = sum(1 for c in countable if c.outcome is not None)
+        figures = Counter(cases=len(cases), closed=len(closed), resolved=resolved,
+                          countable=len(countable), refusals=sum(sum(c.refusals.values())
+                                                                 for c in cases),
+                          urged=sum(len(c.urgings) for c in cases), escalated=escalated,
+                          repeat=sum(c.repeat_count for c in cases), court=court)
+        totals.update(figures)
+        lines.append(
+            f"{tier.value:<9}{centers:>8}{len(cases):>7}{len(closed):>8}"
+            f"{sum(1 for c in countable if c.is_open):>6}"
+            f"{_pct(resolved, len(countable)):>11}"
+            f"{_pct(sum(1 for s in rated if s >= 4), len(rated)):>12}"
+            f"{(sum(handled) / len(handled) if handled else 0):>8.1f}"
+            f"{figures['refusals']:>10}{figures['urged']:>7}{escalated:>8}"
+            f"{figures['repeat']:>8}{court:>7}")
+    lines.append("-" * len(header))
+    lines.append(f"all tiers: {totals['cases']} cases, {totals['closed']} closed, "
+                 f"resolution rate {_pct(totals['resolved'], totals['countable'])}%, "
+                 f"{totals['escalated']} escalated, {totals['court']} referred to court")
+    return lines
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100 * part / whole:.1f}" if whole else "-"
+
+
+def run(tenants: Tenants, divisions: Path, city: str, cases: int, seed: int,
+        out: Callable[[str], None] = print) -> list[tuple[str, UUID]]:
+    started = datetime.now(UTC)
+    report = tenants.import_divisions(divisions, city, "demo-importer", started)
+    city_name = tenants.registry.get(city).name
+    out(f"Centers of {city} {city_name}: {report}")
+    simulation = Simulation(tenants, city, random.Random(seed), datetime.now(CST))
+    failures = 0
+    for _ in range(cases):
+        try:
+            simulation.run_case()
+        except DomainError as e:  # a simulated choice the rules refuse: shown, not hidden
+            failures += 1
+            out(f"  refused by the rules: {e}")
+    elapsed = (datetime.now(UTC) - started).total_seconds()
+    out(f"Drove {len(simulation.created)} cases through their loops in {elapsed:.1f} s "
+        f"({failures} commands refused by the rules).")
+    out("")
+    for line in summarize(tenants, simulation.created):
+        out(line)
+    return simulation.created
