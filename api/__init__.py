@@ -1,0 +1,1 @@
+"""The GraphQL API (not built yet: see the GraphQL/projections issue)."""

@@ -1,0 +1,1 @@
+"""Read models fed by the log groups (not built yet: see the GraphQL/projections issue)."""

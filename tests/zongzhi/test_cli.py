@@ -1,0 +1,50 @@
+"""The command line rejects bad input with status 2 and one clear line, and
+the demo drives real cases on the configured database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from support import write_divisions
+
+from zongzhi.cli import main
+from zongzhi.servers import DATABASE_URL
+
+
+@pytest.fixture
+def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DATABASE_URL, database_url)
+    monkeypatch.setenv("ZONGZHI_DATA_DIR", str(tmp_path / "data"))
+
+
+def test_an_import_of_bad_files_exits_2_naming_the_row(
+        configured: None, city: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_divisions(tmp_path / "div", city)
+    with (tmp_path / "div" / "villages.csv").open("a", encoding="utf-8") as f:
+        f.write("12,short\n")
+    assert main(["tenants", "import", "--divisions", str(tmp_path / "div"), "--scope", city]) == 2
+    err = capsys.readouterr().err
+    assert "villages.csv:" in err and "nothing imported" in err
+
+
+def test_missing_arguments_and_unknown_codes_exit_2(
+        configured: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["tenants", "shred-key"]) == 2
+    assert "needs the center's code" in capsys.readouterr().err
+    assert main(["tenants", "shred-key", "659999", "--reason", "test"]) == 2
+    assert "no center is registered under code '659999'" in capsys.readouterr().err
+    assert main(["calendar", "load"]) == 2
+    assert "needs a schedule file" in capsys.readouterr().err
+
+
+def test_the_demo_drives_cases_and_prints_a_summary_per_tier(
+        configured: None, city: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_divisions(tmp_path / "div", city, counties=2, townships=2, villages=3)
+    assert main(["demo", "--city", city, "--cases", "40", "--divisions",
+                 str(tmp_path / "div")]) == 0
+    out = capsys.readouterr().out
+    assert "Drove 40 cases" in out and "0 commands refused" in out
+    for tier in ("city", "county", "township", "village"):
+        assert any(line.startswith(tier) for line in out.splitlines())
+    assert "resolution rate" in out

@@ -1,0 +1,56 @@
+"""The servers module: embedded servers start, are reused, stop cleanly, and
+refuse unusable directories and ports with a clear message; configured URLs
+are used as they are."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from zongzhi.servers import DATABASE_URL, NATS_URL, EmbeddedNats, Servers, ServerError, free_port
+
+
+def test_embedded_servers_start_are_reused_and_stop(tmp_path: Path) -> None:
+    first = Servers(data_dir=tmp_path, nats_port=free_port()).start()
+    with psycopg.connect(first.database_url) as conn:
+        assert conn.execute("SHOW server_version").fetchone()[0].startswith("18")  # type: ignore[index]
+    again = Servers(data_dir=tmp_path, nats_port=free_port()).start()
+    assert again.database_url == first.database_url
+    assert again.nats_url == first.nats_url  # found running, not started twice
+    again.stop()  # did not start them: leaves them running
+    with psycopg.connect(first.database_url) as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+    first.stop()
+
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(first.database_url, connect_timeout=2)
+    assert not (tmp_path / "nats.pid").exists()
+
+
+def test_an_unusable_data_directory_is_a_clear_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data directory should be")
+    with pytest.raises(ServerError, match="data directory .*not-a-dir"):
+        Servers(data_dir=blocker / "data", nats_port=free_port()).start()
+
+
+def test_a_busy_nats_port_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ServerError, match=f"port {port} is in use"):
+            EmbeddedNats(tmp_path, port=port).start()
+
+
+def test_configured_servers_are_used_and_nothing_is_started(
+        tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(DATABASE_URL, database_url)
+    monkeypatch.setenv(NATS_URL, "nats://127.0.0.1:4999")
+    servers = Servers(data_dir=tmp_path / "unused").start()
+    assert (servers.database_url, servers.nats_url) == (database_url, "nats://127.0.0.1:4999")
+    assert not (tmp_path / "unused").exists()
