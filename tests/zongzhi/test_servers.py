@@ -10,7 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from zongzhi.servers import DATABASE_URL, NATS_URL, EmbeddedNats, Servers, ServerError, free_port
+from zongzhi.servers import DATABASE_URL, NATS_URL, EmbeddedNats, ServerError, Servers, free_port
 
 
 def test_embedded_servers_start_are_reused_and_stop(tmp_path: Path) -> None:
@@ -34,7 +34,7 @@ def test_embedded_servers_start_are_reused_and_stop(tmp_path: Path) -> None:
 def test_an_unusable_data_directory_is_a_clear_error(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the data directory should be")
-    with pytest.raises(ServerError, match="data directory .*not-a-dir"):
+    with pytest.raises(ServerError, match=r"data directory .*not-a-dir"):
         Servers(data_dir=blocker / "data", nats_port=free_port()).start()
 
 
