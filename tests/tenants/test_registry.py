@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from uuid import UUID
 
 import psycopg
 import pytest
 from support import ROOT, write_divisions
 
+from domain import tenant_of
 from tenants.divisions import DivisionDataError
 from tenants.registry import UnknownTenant
 from tenants.service import Tenants
@@ -131,3 +133,33 @@ def test_the_centers_table_rebuilds_from_the_events_alone(
     after = {c.code: c for c in tenants.registry.all()}
     assert count == len(before)
     assert after == before
+
+
+def test_an_import_cut_short_leaves_whole_centers_and_a_rerun_completes_it(
+        tenants: Tenants, city: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = write_divisions(tmp_path, city, counties=3, townships=6, villages=30)  # > 1 batch
+    everything = [code for codes in tree.values() for code in codes]
+    real_save = tenants.registry.save_centers
+    calls = []
+
+    def crash_after_first_batch(centers: object) -> None:
+        calls.append(1)
+        if len(calls) > 1:
+            raise ConnectionError("process killed between two batches")
+        real_save(centers)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tenants.registry, "save_centers", crash_after_first_batch)
+    with pytest.raises(ConnectionError):
+        tenants.import_divisions(tmp_path, city, "importer", NOW)
+    monkeypatch.undo()
+
+    tenants.registry.refresh()
+    registered = {c.code for c in tenants.registry.subtree(city)}
+    assert 0 < len(registered) < len(everything)
+    recorded = {tenant_of(UUID(str(n.originator_id))) for n in
+                tenants.registry.recorder.select_notifications(
+                    start=None, limit=1_000_000, topics=["domain.registry:Center.Registered"])}
+    assert {code for code in recorded if code and code.startswith(city)} == registered
+    report = tenants.import_divisions(tmp_path, city, "importer", NOW)
+    assert report.registered == len(everything) - len(registered)
+    assert {c.code for c in tenants.registry.subtree(city)} == set(everything)
