@@ -187,7 +187,7 @@ class Simulation:
         app.close_case(case_id, "clerk", later(2))
 
 
-def summarize(tenants: Tenants, created: list[tuple[str, UUID]]) -> list[str]:
+def summarize(tenants: Tenants, city: str, created: list[tuple[str, UUID]]) -> list[str]:
     """Figures per tier, from the cases as stored."""
     by_tier: dict[Tier, list[Case]] = defaultdict(list)
     for code, case_id in created:
@@ -200,7 +200,7 @@ def summarize(tenants: Tenants, created: list[tuple[str, UUID]]) -> list[str]:
     totals: Counter[str] = Counter()
     for tier in Tier:
         cases = by_tier.get(tier, [])
-        centers = sum(1 for c in tenants.registry.all() if c.tier == tier)
+        centers = sum(1 for c in tenants.registry.subtree(city) if c.tier == tier)
         countable = [c for c in cases if c.status not in (Status.WITHDRAWN, Status.MERGED)]
         closed = [c for c in countable if c.status is Status.CLOSED]
         rated = [c.stars for c in countable if c.stars is not None]
@@ -252,6 +252,6 @@ def run(tenants: Tenants, divisions: Path, city: str, cases: int, seed: int,
     out(f"Drove {len(simulation.created)} cases through their loops in {elapsed:.1f} s "
         f"({failures} commands refused by the rules).")
     out("")
-    for line in summarize(tenants, simulation.created):
+    for line in summarize(tenants, city, simulation.created):
         out(line)
     return simulation.created

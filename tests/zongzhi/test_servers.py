@@ -13,7 +13,10 @@ import pytest
 from zongzhi.servers import DATABASE_URL, NATS_URL, EmbeddedNats, ServerError, Servers, free_port
 
 
-def test_embedded_servers_start_are_reused_and_stop(tmp_path: Path) -> None:
+def test_embedded_servers_start_are_reused_and_stop(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DATABASE_URL, raising=False)  # this test is about the embedded ones
+    monkeypatch.delenv(NATS_URL, raising=False)
     first = Servers(data_dir=tmp_path, nats_port=free_port()).start()
     with psycopg.connect(first.database_url) as conn:
         assert conn.execute("SHOW server_version").fetchone()[0].startswith("18")  # type: ignore[index]
