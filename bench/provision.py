@@ -10,7 +10,8 @@ Phase 2 touches ``--touch`` tenants drawn at random (seeded) from the registry,
 from ``--threads`` threads: each opens the tenant's ``CenterApp`` through the
 LRU cache and receives one case (a new data key for the tenant, a case number
 from the city's sequence, personal fields encrypted, one commit), then reads
-it back.
+it back. Phase 3 opens as many other random tenants' ``CenterApp`` objects,
+from one thread, without a command: the cost of a cache miss.
 
 Measured, from a side thread every 50 ms: the peak number of connections to
 the bench database (``pg_stat_activity``; the sampler's own excluded) against
@@ -32,11 +33,11 @@ import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 from _common import (
     DIVISIONS,
     BenchDatabase,
     Sampler,
+    connect_aside,
     fresh_database,
     max_rss_mib,
     met,
@@ -61,7 +62,7 @@ class Catalog:
 
     @classmethod
     def read(cls, db: BenchDatabase) -> Catalog:
-        with psycopg.connect(db.url) as conn:
+        with connect_aside(db.url) as conn:
             total, user = conn.execute(
                 "SELECT count(*), count(*) FILTER (WHERE n.nspname NOT IN "
                 "('pg_catalog', 'information_schema', 'pg_toast')) "
@@ -185,6 +186,20 @@ def main(argv: list[str]) -> None:
             phases.append(Phase(f"touch {len(chosen)}", seconds, sampler.peak_connections,
                                 sampler.peak_rss_mib, rss_mib(), catalog))
             print(f"touched {len(latencies)}:        {catalog.describe()}", flush=True)
+
+            # phase 3: open (construct) CenterApps of other random tenants, one thread,
+            # no command: what a cache miss costs
+            sampler.reset()
+            touched_codes = set(chosen)
+            others = [c for c in codes if c not in touched_codes]
+            opened_codes = random.Random(args.seed + 1).sample(
+                others, min(args.touch, len(others)))
+            t0 = time.perf_counter()
+            for code in opened_codes:
+                tenants.center(code)
+            seconds = time.perf_counter() - t0
+            phases.append(Phase(f"open {len(opened_codes)}", seconds, sampler.peak_connections,
+                                sampler.peak_rss_mib, rss_mib(), Catalog.read(db)))
             cached = len(tenants._apps)
             tenants.close()
 
@@ -200,16 +215,21 @@ def main(argv: list[str]) -> None:
               f"receive one case + read it back) median {statistics.median(lat) * 1000:.1f} "
               f"ms, p95 {lat[int(0.95 * (len(lat) - 1))] * 1000:.1f} ms, max "
               f"{lat[-1] * 1000:.1f} ms; CenterApps cached at the end: {cached}")
+        ph = phases[2]
+        print(f"open: {len(opened_codes)} CenterApps of other random tenants (not cached, no "
+              f"command) in {ph.seconds:.2f} s = {ph.seconds / len(opened_codes) * 1000:.2f} "
+              f"ms each")
         print("RSS while touching (tenants touched, RSS MiB, peak connections so far): "
               + ", ".join(f"({n}, {r:.0f}, {c})" for n, r, c in checkpoints))
         peak_conn = max(ph.peak_connections for ph in phases)
         peak_rss = max(max(ph.peak_rss_mib for ph in phases), max_rss_mib())
-        prov, touched = phases[0].catalog, phases[1].catalog
-        print(f"ru_maxrss (peak RSS of the whole run): {max_rss_mib():.0f} MiB; sampler "
-              f"samples: {sampler.samples}")
+        prov, touched = phases[0].catalog, phases[2].catalog
+        print(f"ru_maxrss (peak RSS of the whole run): {max_rss_mib():.0f} MiB; connections "
+              f"and RSS sampled every {sampler.interval * 1000:.0f} ms")
         print(f"relations: before {before.relations}, after provisioning {prov.relations} "
               f"(+{prov.relations - before.relations} for {len(codes)} tenants), after "
-              f"touching {touched.relations} (+{touched.relations - prov.relations})")
+              f"touching and opening {touched.relations} "
+              f"(+{touched.relations - prov.relations})")
         print()
         print(f"target: peak connections <= pool size: {peak_conn} <= {args.pool_size} -> "
               f"{met(peak_conn <= args.pool_size)}")

@@ -431,7 +431,8 @@ class Case(Aggregate):
         self.status, self.last_at = Status.CONFIRMED, at
 
     def reject_result(self, reason: str, by: str, at: datetime) -> None:
-        """The party does not accept the result: back to accepted for rework."""
+        """The party does not accept the result: back for rework, to the assignee
+        (accepted) or, for an escalated case, to the upper tier (escalated)."""
         self._check("reject_result", by, at)
         require_text(reason, "a rejection's reason")
         self._result_rejected(reason=reason, by=by, at=at)
@@ -441,7 +442,8 @@ class Case(Aggregate):
         self.rejections += 1
         self.outcome = self.resolution = self.court_reference = None
         self.resolved_by_unit = self.feedback = None
-        self.status, self.last_at = Status.ACCEPTED, at
+        self.status = Status.ESCALATED if self.escalated_to else Status.ACCEPTED
+        self.last_at = at
 
     def evaluate(self, stars: int, comment: str, by: str, at: datetime) -> None:
         """The party rates satisfaction, one to five stars, once per round."""

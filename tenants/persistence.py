@@ -27,12 +27,14 @@ from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
     InfrastructureFactory,
+    IntegrityError,
     InterfaceError,
     Notification,
     OperationalError,
     ProcessRecorder,
     ProgrammingError,
     StoredEvent,
+    Tracking,
     TrackingRecorder,
 )
 from eventsourcing.postgres import (
@@ -65,17 +67,41 @@ def log_group_schema(log_group: str) -> str:
     return f"lg_{log_group}"
 
 
+DDL_LOCK = 0x7A7A_4444  # advisory lock key serialising our DDL across processes
+
+
+class SerializedDDL:
+    """Runs a recorder's table creation under a transaction-scoped advisory
+    lock: two processes opening a new log group at once would otherwise
+    deadlock (index creation, then ALTER TABLE, in two transactions)."""
+
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
+        super()._create_table(curs)  # type: ignore[misc]
+
+    def _insert_tracking(self, curs: Cursor[DictRow], tracking: Tracking) -> None:
+        # The library decides whether to write its migration marker by a look
+        # taken before our lock; a worker that lost the race must not fail on it.
+        if tracking.application_name == "__migration__":
+            curs.execute(SQL("INSERT INTO {0}.{1} VALUES (%s, %s) ON CONFLICT DO NOTHING").format(
+                Identifier(self.datastore.schema),  # type: ignore[attr-defined]
+                Identifier(self.tracking_table_name)),  # type: ignore[attr-defined]
+                (tracking.application_name, tracking.notification_id))
+            return
+        super()._insert_tracking(curs, tracking)  # type: ignore[misc]
+
+
 class SharedDatastore(PostgresDatastore):
     """The one pool of a process for one database URL."""
 
-    _lock = threading.Lock()
+    _lock = threading.RLock()  # close() may run from __del__ inside for_url
     _by_url: ClassVar[dict[str, SharedDatastore]] = {}
 
     @classmethod
     def for_url(cls, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> SharedDatastore:
         with cls._lock:
             datastore = cls._by_url.get(url)
-            if datastore is None or datastore.pool.closed:
+            if datastore is None or datastore.closed:
                 params = conninfo_to_dict(url)
                 datastore = cls(
                     dbname=str(params.get("dbname", "postgres")),
@@ -90,13 +116,16 @@ class SharedDatastore(PostgresDatastore):
                 )
                 datastore.url = url
                 datastore.ensured = set()
+                datastore.closed = False
                 cls._by_url[url] = datastore
             return datastore
 
     url: str
     ensured: set[tuple[str, str]]
+    closed: bool
 
     def close(self) -> None:
+        self.closed = True
         with SharedDatastore._lock:
             if SharedDatastore._by_url.get(getattr(self, "url", "")) is self:
                 del SharedDatastore._by_url[self.url]
@@ -128,7 +157,7 @@ class SchemaView(PostgresDatastore):
         """The shared pool belongs to its owner, not to a view."""
 
 
-class TenantRecorder(PostgresApplicationRecorder):
+class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
     """Stores events in a log group's table with their tenant and position.
 
     Bound to a tenant (``tenant`` set), it inserts rows for that tenant only
@@ -351,13 +380,17 @@ class TenantProcessRecorder(TenantRecorder, PostgresProcessRecorder):
     position of the upstream notification that caused the new events."""
 
 
+class TenantTrackingRecorder(SerializedDDL, PostgresTrackingRecorder):
+    """The library's tracking recorder, with our serialised table creation."""
+
+
 class Factory(InfrastructureFactory[PostgresTrackingRecorder]):
     """Builds recorders for one tenant (``ZONGZHI_TENANT``) or one log group
     follower (``ZONGZHI_LOG_GROUP`` only), all on the shared pool."""
 
     aggregate_recorder_class = TenantRecorder
     application_recorder_class = TenantRecorder
-    tracking_recorder_class = PostgresTrackingRecorder
+    tracking_recorder_class = TenantTrackingRecorder
     process_recorder_class = TenantProcessRecorder
 
     def __init__(self, env: Any) -> None:
@@ -373,22 +406,42 @@ class Factory(InfrastructureFactory[PostgresTrackingRecorder]):
         self.shared = SharedDatastore.for_url(url, pool_size)
         self.datastore = SchemaView(self.shared, log_group_schema(log_group))
 
-    def _create(self, recorder: Any, key: str) -> None:
+    def _create(self, recorder: Any, key: str, tables: list[str]) -> None:
+        """Create the recorder's tables once per process, and only if missing:
+        DDL on an existing table would lock out the log group's writers."""
         if not strtobool(self.env.get("CREATE_TABLE") or "yes"):
             return
         ensured = (self.datastore.schema, key)
         if ensured in self.shared.ensured:
             return
-        with self.datastore.transaction(commit=True) as curs:
-            curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(
-                Identifier(self.datastore.schema)))
-        recorder.create_table()
+        for attempt in range(3):
+            try:
+                self._create_missing(recorder, tables)
+                break
+            except IntegrityError:
+                # Another worker created the same objects a moment ago; PostgreSQL's
+                # IF NOT EXISTS checks a catalog cache that an advisory lock does not
+                # refresh, so the loser sees a unique violation. Look again.
+                if attempt == 2:
+                    raise
         self.shared.ensured.add(ensured)
+
+    def _create_missing(self, recorder: Any, tables: list[str]) -> None:
+        schema = self.datastore.schema
+        with self.datastore.transaction(commit=True) as curs:
+            missing = [t for t in tables if curs.execute(
+                "SELECT to_regclass(%s) IS NULL AS missing",
+                (f'"{schema}"."{t}"',)).fetchone()["missing"]]  # type: ignore[index]
+            if missing:
+                curs.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
+                curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(schema)))
+        if missing:
+            recorder.create_table()
 
     def aggregate_recorder(self, purpose: str = "events") -> AggregateRecorder:
         recorder = TenantRecorder(self.datastore, tenant=self.tenant,
                                   events_table_name=purpose)
-        self._create(recorder, purpose)
+        self._create(recorder, purpose, [purpose])
         return recorder
 
     def application_recorder(self) -> ApplicationRecorder:
@@ -396,7 +449,7 @@ class Factory(InfrastructureFactory[PostgresTrackingRecorder]):
         cls: type[TenantRecorder] = resolve_topic(topic) if topic else TenantRecorder
         assert issubclass(cls, TenantRecorder), cls
         recorder = cls(self.datastore, tenant=self.tenant)
-        self._create(recorder, "events")
+        self._create(recorder, cls.__qualname__, ["events"])
         return recorder
 
     def tracking_recorder(
@@ -409,13 +462,13 @@ class Factory(InfrastructureFactory[PostgresTrackingRecorder]):
             )
         assert tracking_recorder_class is not None
         recorder = tracking_recorder_class(self.datastore, tracking_table_name="tracking")
-        self._create(recorder, "tracking:" + tracking_recorder_class.__qualname__)
+        self._create(recorder, "tracking:" + tracking_recorder_class.__qualname__, ["tracking"])
         return recorder
 
     def process_recorder(self) -> ProcessRecorder:
         recorder = TenantProcessRecorder(self.datastore, tenant=self.tenant,
                                          tracking_table_name="tracking")
-        self._create(recorder, "events+tracking")
+        self._create(recorder, "events+tracking", ["events", "tracking"])
         return recorder
 
     def close(self) -> None:

@@ -138,12 +138,25 @@ class Registry(Application[UUID]):
             self._calendar = None
 
     def get(self, code: str) -> CenterInfo:
-        info = self._load().get(code)
-        if info is None:
-            self.refresh()  # another process may have registered it since
-            info = self._load().get(code)
+        centers = self._load()
+        info = centers.get(code) or self._fetch(code)  # registered by another process?
         if info is None:
             raise UnknownTenant(f"no center is registered under code {code!r}")
+        return info
+
+    def _fetch(self, code: str) -> CenterInfo | None:
+        store = self.recorder
+        assert isinstance(store, RegistryRecorder)
+        with store.datastore.get_connection() as conn:
+            r = conn.execute(SQL("SELECT * FROM {0} WHERE code = %s").format(
+                store.centers_table), (code,)).fetchone()
+        if r is None:
+            return None
+        info = CenterInfo(r["code"], r["name"], Tier(r["tier"]), r["parent"], r["retired"],
+                          r["key_shredded"])
+        with self._lock:
+            if self._centers is not None:
+                self._centers[code] = info
         return info
 
     def all(self) -> list[CenterInfo]:

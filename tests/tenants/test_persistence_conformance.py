@@ -26,6 +26,7 @@ from tenants.persistence import (
     SharedDatastore,
     TenantProcessRecorder,
     TenantRecorder,
+    TenantTrackingRecorder,
     log_group_schema,
 )
 
@@ -108,7 +109,7 @@ class TestFactory(InfrastructureFactoryTestCase[Factory]):
         return TenantRecorder
 
     def expected_tracking_recorder_class(self) -> type[TrackingRecorder]:
-        return PostgresTrackingRecorder
+        return TenantTrackingRecorder
 
     def tracking_recorder_subclass(self) -> type[TrackingRecorder]:
         return _TrackingSubclass
