@@ -95,6 +95,11 @@ def _info(center: Center) -> CenterInfo:
                       center.key_shredded)
 
 
+def _row_info(r: dict[str, Any]) -> CenterInfo:
+    return CenterInfo(r["code"], r["name"], Tier(r["tier"]), r["parent"], r["retired"],
+                      r["key_shredded"])
+
+
 class Registry(Application[UUID]):
     """Centers (tenants) by division code, and the loaded calendar years."""
 
@@ -127,9 +132,7 @@ class Registry(Application[UUID]):
                 with store.datastore.get_connection() as conn:
                     rows = conn.execute(SQL("SELECT * FROM {0}").format(
                         store.centers_table)).fetchall()
-                self._centers = {r["code"]: CenterInfo(
-                    r["code"], r["name"], Tier(r["tier"]), r["parent"], r["retired"],
-                    r["key_shredded"]) for r in rows}
+                self._centers = {r["code"]: _row_info(r) for r in rows}
             return self._centers
 
     def refresh(self) -> None:
@@ -152,8 +155,7 @@ class Registry(Application[UUID]):
                 store.centers_table), (code,)).fetchone()
         if r is None:
             return None
-        info = CenterInfo(r["code"], r["name"], Tier(r["tier"]), r["parent"], r["retired"],
-                          r["key_shredded"])
+        info = _row_info(r)
         with self._lock:
             if self._centers is not None:
                 self._centers[code] = info
