@@ -77,8 +77,11 @@ class CenterApp(Application[UUID]):
         return case
 
     def case_events(self, case_id: UUID) -> list[Any]:
-        self.get_case(case_id)
-        return list(self.events.get(case_id))
+        """The case's events in order (one read; the recorder fences the tenant)."""
+        events = list(self.events.get(case_id)) if tenant_of(case_id) == self.tenant else []
+        if not events:
+            raise CaseNotFound(f"no case {case_id} in center {self.tenant}")
+        return events
 
     # -- intake ------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from collections import OrderedDict
 from datetime import datetime
 from pathlib import Path
 
-from domain import WorkingCalendar, city_of
+from domain import WorkingCalendar
 from tenants import persistence
 from tenants.center import CenterApp
 from tenants.keys import Keyring
@@ -70,9 +70,6 @@ class Tenants:
         if not self.registry.get(code).key_shredded:
             self.registry.record_key_shredded(code, reason, by, at)
         self.keyring.shred(code)
-
-    def log_group_of(self, code: str) -> str:
-        return city_of(code)
 
     def close(self) -> None:
         with self._lock:

@@ -20,7 +20,7 @@ from tenants.calendar import read_schedule
 from tenants.keys import KeyringError, load_master_key
 from tenants.registry import UnknownTenant
 from tenants.service import Tenants
-from zongzhi.servers import ServerError, Servers
+from zongzhi.servers import EmbeddedNats, EmbeddedPostgres, ServerError, Servers, default_data_dir
 
 DIVISIONS = Path(__file__).resolve().parents[1] / "data" / "divisions"
 OPERATOR = "cli"
@@ -53,14 +53,14 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_servers(args: argparse.Namespace) -> None:
-    servers = Servers()
     if args.action == "start":
-        servers.start()
+        servers = Servers().start()
         print(f"database: {servers.database_url}\nnats:     {servers.nats_url}")
-    elif args.action == "stop":
-        servers.start()  # find the embedded ones, if any, then stop them
-        servers.stop(all_embedded=True)
-        print("embedded servers stopped")
+    elif args.action == "stop":  # stops only what runs in the data directory; starts nothing
+        data_dir = default_data_dir()
+        EmbeddedNats(data_dir).stop()
+        EmbeddedPostgres(data_dir).stop()
+        print(f"embedded servers in {data_dir} stopped")
 
 
 def cmd_tenants(args: argparse.Namespace) -> None:

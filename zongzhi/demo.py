@@ -100,7 +100,7 @@ class Simulation:
         roll = self.rng.random()
         if below and roll < 0.3:
             lead = Assignee(AssigneeKind.CENTER, self.rng.choice(below).code, lead=True)
-        elif app.tenant.__len__() == 12 and roll < 0.5:
+        elif len(app.tenant) == 12 and roll < 0.5:
             lead = Assignee(AssigneeKind.GRID_WORKER, f"grid-{app.tenant[-3:]}-1", lead=True)
         else:
             lead = Assignee(AssigneeKind.UNIT, department, lead=True)

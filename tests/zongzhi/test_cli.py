@@ -48,3 +48,21 @@ def test_the_demo_drives_cases_and_prints_a_summary_per_tier(
     for tier in ("city", "county", "township", "village"):
         assert any(line.startswith(tier) for line in out.splitlines())
     assert "resolution rate" in out
+
+
+def test_servers_stop_stops_the_embedded_servers_and_starts_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import psycopg
+
+    from zongzhi.servers import Servers, free_port
+
+    monkeypatch.delenv(DATABASE_URL, raising=False)
+    monkeypatch.setenv("ZONGZHI_DATA_DIR", str(tmp_path / "data"))
+    running = Servers(data_dir=tmp_path / "data", nats_port=free_port()).start()
+
+    assert main(["servers", "stop"]) == 0
+
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(running.database_url, connect_timeout=2)
+    assert main(["servers", "stop"]) == 0  # nothing running: still fine, nothing started
+    assert not (tmp_path / "data" / "nats.pid").exists()
