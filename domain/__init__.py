@@ -34,7 +34,9 @@ from domain.values import (
     AssigneeKind,
     Assignment,
     Channel,
+    Direction,
     Instrument,
+    Link,
     Outcome,
     Party,
     PartyRole,
@@ -51,6 +53,7 @@ TRANSCODED_TYPES: tuple[type, ...] = (
     # enums
     CalendarBasis,
     Channel,
+    Direction,
     Severity,
     HandlingClass,
     AssigneeKind,
@@ -67,6 +70,7 @@ TRANSCODED_TYPES: tuple[type, ...] = (
     Assignee,
     Assignment,
     Urging,
+    Link,
 )
 
 __all__ = [
@@ -83,10 +87,12 @@ __all__ = [
     "Channel",
     "Deadline",
     "DeadlineInPast",
+    "Direction",
     "DomainError",
     "HandlingClass",
     "IllegalTransition",
     "Instrument",
+    "Link",
     "Outcome",
     "Party",
     "PartyRole",

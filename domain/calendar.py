@@ -10,14 +10,16 @@ does not cover: a case received in late December already has deadlines next year
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta, timezone
 from enum import StrEnum
 
 from domain.checks import require_aware
 from domain.errors import ValidationError
 
-__all__ = ["CalendarBasis", "Deadline", "WorkingCalendar"]
+__all__ = ["CHINA", "CalendarBasis", "Deadline", "WorkingCalendar"]
 
+#: China Standard Time: working days are China's dates, whatever zone a time is given in.
+CHINA = timezone(timedelta(hours=8), "CST")
 _ONE_DAY = timedelta(days=1)
 _SATURDAY = 5
 
@@ -85,6 +87,7 @@ class WorkingCalendar:
         the official years.
         """
         require_aware(start, "the start of a deadline")
+        start = start.astimezone(CHINA)
         if isinstance(n, bool) or not isinstance(n, int) or n < 0:
             msg = f"working days to add must be a whole number of 0 or more; got {n!r}"
             raise ValidationError(msg)
@@ -102,6 +105,7 @@ class WorkingCalendar:
     def end_of_working_day(self, start: datetime) -> Deadline:
         """The end of ``start``'s day if it is a working day, else of the next one."""
         require_aware(start, "the start of a deadline")
+        start = start.astimezone(CHINA)
         day = start.date()
         uncovered: set[int] = set()
         while True:

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from uuid import UUID
 
 from domain.checks import require_member, require_text
 
@@ -20,7 +21,9 @@ __all__ = [
     "AssigneeKind",
     "Assignment",
     "Channel",
+    "Direction",
     "Instrument",
+    "Link",
     "Outcome",
     "Party",
     "PartyRole",
@@ -40,6 +43,7 @@ class Channel(StrEnum):
     CITIZEN_APP = "citizen-app"
     PETITION = "petition"
     CAMERA = "camera"
+    HANDOVER = "handover"  # dispatched down or escalated up by another center
 
 
 class Status(StrEnum):
@@ -56,6 +60,7 @@ class Status(StrEnum):
     CLOSED = "closed"
     MERGED = "merged"
     WITHDRAWN = "withdrawn"
+    RETURNED = "returned"  # a center refused an order from above: back to the sender
 
 
 class AssigneeKind(StrEnum):
@@ -196,3 +201,43 @@ class Urging:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "instrument", Instrument(self.instrument))
+
+
+class Direction(StrEnum):
+    """Where a linked case lies relative to this one: a tier up or a tier down."""
+
+    UP = "up"
+    DOWN = "down"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A case in another center that this case is linked to by a hand-over.
+
+    On the sending case, one link per hand-over it made (an escalation up, or
+    one per center of a dispatch down), with that case's outcome once reported.
+    On the receiving case, its ``origin``: the sending case. ``lead`` says
+    whether the linked center leads (an escalation target always does).
+    """
+
+    case_id: UUID
+    tenant: str
+    direction: Direction
+    lead: bool = True
+    outcome: Outcome | None = None
+    returned: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "case_id", _uuid(self.case_id))
+        object.__setattr__(self, "direction", Direction(self.direction))
+        if self.outcome is not None:
+            object.__setattr__(self, "outcome", Outcome(self.outcome))
+
+    @property
+    def pending(self) -> bool:
+        """Still owes an outcome (not reported, not returned)."""
+        return self.outcome is None and not self.returned
+
+
+def _uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)

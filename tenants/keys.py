@@ -16,6 +16,8 @@ production: injected from a secret store or KMS) or, for a laptop, from a file
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 import secrets
 import threading
@@ -98,13 +100,26 @@ class Keyring:
                 f"the data key of tenant {tenant} does not open with this master key"
             ) from e
 
-    def data_key(self, tenant: str, *, create: bool) -> bytes | None:
+    def data_key(self, tenant: str, *, create: bool, fresh: bool = False) -> bytes | None:
         """The tenant's data key; ``None`` if it never had one (and ``create``
-        is false); ``SHREDDED`` if it was destroyed."""
+        is false); ``SHREDDED`` if it was destroyed. ``fresh`` looks past the
+        cache at whether another process shredded it meanwhile (one indexed
+        read): every write of personal data asks so."""
         with self._lock:
-            if tenant in self._cache:
+            cached = self._cache.get(tenant)
+            if cached is not None:
                 self._cache.move_to_end(tenant)
-                return self._cache[tenant]
+        if cached is not None and (cached == self.SHREDDED or not fresh):
+            return cached
+        if cached is not None:
+            with self._datastore.get_connection() as conn:
+                row = conn.execute(
+                    f"SELECT shredded_at FROM {_SCHEMA}.tenant_keys WHERE tenant = %s",
+                    (tenant,)).fetchone()
+            if row is None or row["shredded_at"] is None:
+                return cached
+            self._remember(tenant, self.SHREDDED)
+            return self.SHREDDED
         with self._datastore.transaction(commit=True) as curs:
             if create:
                 key = secrets.token_bytes(32)
@@ -138,6 +153,26 @@ class Keyring:
         if not key:
             return None
         return AESGCM(key).decrypt(blob[:_NONCE], blob[_NONCE:], tenant.encode()).decode()
+
+    def require_key(self, tenant: str) -> None:
+        """Refuse, looking past the cache, if the tenant's key was shredded by
+        any process: asked once before each write of personal data."""
+        if not self.data_key(tenant, create=True, fresh=True):
+            raise TenantKeyShredded(
+                f"tenant {tenant}'s data key was shredded: personal data can no longer "
+                "be recorded for this center")
+
+    def match_key(self, tenant: str, kind: str, value: str) -> str:
+        """A keyed hash of a personal value, for finding duplicates without
+        storing the value: equal inputs match within a tenant, and nothing can
+        be matched (or guessed) once the tenant's key is shredded."""
+        key = self.data_key(tenant, create=True)
+        if not key:
+            raise TenantKeyShredded(f"tenant {tenant}'s data key was shredded")
+        normalized = "".join(value.split()).upper()
+        subkey = hmac.new(key, b"zongzhi/match-keys", hashlib.sha256).digest()  # not the AES key
+        digest = hmac.new(subkey, f"{kind}:{normalized}".encode(), hashlib.sha256)
+        return f"{kind}:{digest.hexdigest()[:32]}"
 
     def shred(self, tenant: str) -> bool:
         """Destroy the tenant's data key. Returns False if it was already gone."""

@@ -56,6 +56,7 @@ POOL_SIZE = "ZONGZHI_POOL_SIZE"
 TENANT = "ZONGZHI_TENANT"
 LOG_GROUP = "ZONGZHI_LOG_GROUP"
 DEFAULT_POOL_SIZE = 10
+ANY_TENANT = "*"  # a recorder that writes for whichever tenant each stream id names
 READER_ROLE = "zongzhi_reader"
 SCOPE_SETTING = "zongzhi.scope"
 
@@ -163,7 +164,9 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
     Bound to a tenant (``tenant`` set), it inserts rows for that tenant only
     and reads only that tenant's rows. Unbound (``tenant=None``) it is the
     log group's follower: it reads every tenant's notifications and refuses
-    to write.
+    to write. With ``tenant=ANY_TENANT`` (the router's process recorder) it
+    reads everything and writes each event for the tenant its stream id
+    carries, which must belong to the log group's city.
     """
 
     def __init__(
@@ -233,16 +236,17 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
         self.insert_events_statement = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, "
             "state, tenant, tenant_position) "
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state, "
-            "%(tenant)s, base.position + e.ord "
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state, e.tenant, "
+            "coalesce((SELECT max(tenant_position) FROM {schema}.{table} t "
+            "WHERE t.tenant = e.tenant), 0) "
+            "+ row_number() OVER (PARTITION BY e.tenant ORDER BY e.ord) "
             "FROM unnest(%(ids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], "
-            "%(states)s::bytea[]) WITH ORDINALITY "
-            "AS e(originator_id, originator_version, topic, state, ord) "
-            "CROSS JOIN (SELECT coalesce(max(tenant_position), 0) AS position "
-            "FROM {schema}.{table} WHERE tenant = %(tenant)s) AS base "
+            "%(states)s::bytea[], %(tenants)s::text[]) WITH ORDINALITY "
+            "AS e(originator_id, originator_version, topic, state, tenant, ord) "
             "ORDER BY e.ord RETURNING notification_id"
         ).format(schema=schema, table=table)
-        tenant_filter = SQL(" AND tenant = %(tenant)s") if tenant else SQL("")
+        bound = tenant is not None and tenant != ANY_TENANT
+        tenant_filter = SQL(" AND tenant = %(tenant)s") if bound else SQL("")
         self.select_events_statement = (
             SQL("SELECT originator_id, originator_version, topic, state "
                 "FROM {schema}.{table} WHERE originator_id = %(id)s").format(
@@ -266,15 +270,7 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
         stored_events: Sequence[StoredEvent],
         **_: Any,
     ) -> None:
-        if self.tenant is None:
-            raise ProgrammingError("a log group follower cannot write events")
-        for e in stored_events if self.tenant.isdigit() else ():
-            owner = tenant_of(e.originator_id) if isinstance(e.originator_id, UUID) else None
-            if owner is not None and owner != self.tenant:
-                raise ProgrammingError(
-                    f"stream {e.originator_id} belongs to tenant {owner}, "
-                    f"not to {self.tenant}"
-                )
+        tenants = self._tenants_of(stored_events)
         self._lock_table(curs)
         self._notify_channel(curs)
         curs.execute(
@@ -285,9 +281,32 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
                 "versions": [e.originator_version for e in stored_events],
                 "topics": [e.topic for e in stored_events],
                 "states": [e.state for e in stored_events],
+                "tenants": tenants,
             },
             prepare=True,
         )
+
+    def _tenants_of(self, stored_events: Sequence[StoredEvent]) -> list[str]:
+        """The tenant of each event, refusing any this recorder may not write."""
+        if self.tenant is None:
+            raise ProgrammingError("a log group follower cannot write events")
+        owners = [tenant_of(e.originator_id) if isinstance(e.originator_id, UUID) else None
+                  for e in stored_events]
+        if self.tenant == ANY_TENANT:
+            city = self.datastore.schema.removeprefix("lg_")
+            for e, owner in zip(stored_events, owners, strict=True):
+                if owner is None or not owner.startswith(city):
+                    raise ProgrammingError(
+                        f"stream {e.originator_id} names no tenant of log group {city}")
+            return [owner for owner in owners if owner is not None]
+        if self.tenant.isdigit():
+            for e, owner in zip(stored_events, owners, strict=True):
+                if owner is not None and owner != self.tenant:
+                    raise ProgrammingError(
+                        f"stream {e.originator_id} belongs to tenant {owner}, "
+                        f"not to {self.tenant}"
+                    )
+        return [self.tenant] * len(stored_events)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events(
@@ -367,7 +386,7 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
 
     def max_tenant_position(self) -> int:
         """The tenant's last position (0 before its first event)."""
-        if self.tenant is None:
+        if self.tenant is None or self.tenant == ANY_TENANT:
             raise ProgrammingError("a log group follower has no tenant position")
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             curs.execute(self.max_tenant_position_statement, (self.tenant,))
@@ -476,6 +495,7 @@ class Factory(InfrastructureFactory[PostgresTrackingRecorder]):
 
 
 __all__ = [
+    "ANY_TENANT",
     "Factory",
     "SchemaView",
     "SharedDatastore",

@@ -216,6 +216,12 @@ class Registry(Application[UUID]):
         assert isinstance(center, Center)
         return center
 
+    def retire(self, code: str, reason: str, by: str, at: datetime) -> None:
+        """Retire one center (merged away, abolished) outside a division import."""
+        center = self._center(self.get(code).code)
+        center.retire(reason, by, at)
+        self.save_centers([center])
+
     def record_key_shredded(self, code: str, reason: str, by: str, at: datetime) -> None:
         center = self._center(self.get(code).code)
         center.record_key_shredded(reason, by, at)

@@ -42,6 +42,13 @@ class Tenants:
     def calendar(self) -> WorkingCalendar:
         return self.registry.calendar()
 
+    def is_active(self, code: str) -> bool:
+        """Registered and not retired."""
+        try:
+            return not self.registry.get(code).retired
+        except UnknownTenant:
+            return False
+
     def center(self, code: str) -> CenterApp:
         """The application of a registered center (cached, bounded)."""
         with self._lock:
@@ -51,7 +58,7 @@ class Tenants:
                 return app
         self.registry.get(code)  # raises UnknownTenant
         app = CenterApp(code, {**self.env, persistence.TENANT: code}, self.keyring,
-                        self.calendar)
+                        self.calendar, self.is_active)
         with self._lock:
             self._apps[code] = app
             while len(self._apps) > self._cache_size:

@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
-from support import ROOT, write_divisions
+from support import MASTER_KEY, ROOT, write_divisions
 
 from zongzhi.servers import Servers, free_port
 
@@ -88,7 +88,7 @@ def tenants(database_url: str) -> Iterator[object]:
     """The product's entry to every tenant, over the session's database."""
     from tenants.service import Tenants
 
-    service = Tenants(database_url, secrets.token_bytes(32))
+    service = Tenants(database_url, MASTER_KEY)
     yield service
     service.close()
 

@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import os
+import secrets
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+MASTER_KEY = secrets.token_bytes(32)  # the test session's master key
+
+
+def product_env(database_url: str) -> dict[str, str]:
+    """The environment under which a ``zongzhi`` subprocess (router, scheduler)
+    works on the session's store with the session's master key."""
+    return {**os.environ, "ZONGZHI_DATABASE_URL": database_url,
+            "ZONGZHI_MASTER_KEY": base64.urlsafe_b64encode(MASTER_KEY).decode()}
 
 
 def write_divisions(directory: Path, city: str, *, counties: int = 1, townships: int = 2,

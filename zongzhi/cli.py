@@ -9,7 +9,9 @@ status 2 and one clear message; nothing is written.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -99,6 +101,65 @@ def cmd_calendar(args: argparse.Namespace) -> None:
                   f"official schedules: {', '.join(map(str, years))}")
 
 
+def _cities(tenants: Tenants, wanted: list[str] | None) -> list[str]:
+    cities = wanted or [c.code for c in tenants.registry.all() if c.tier is Tier.CITY]
+    for code in cities:
+        if tenants.registry.get(code).tier is not Tier.CITY:
+            raise UsageError(f"{code} is not a city: flows follow a city's log group")
+    return cities
+
+
+def _until_signalled() -> threading.Event:
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def cmd_router(args: argparse.Namespace) -> None:
+    from flows.router import Router
+
+    with product() as (_, tenants):
+        routers = [Router(tenants, city) for city in _cities(tenants, args.city)]
+        if args.once:
+            for router in routers:
+                print(f"router {router.city}: {router.catch_up()} notifications read, "
+                      f"{router.handed_over} cases opened or updated")
+            return
+        stop = _until_signalled()
+        threads = [threading.Thread(target=r.run, args=(stop.is_set,), daemon=True)
+                   for r in routers]
+        for t in threads:
+            t.start()
+        print(f"routing {', '.join(r.city for r in routers)}; stop with Ctrl-C", flush=True)
+        stop.wait()
+        for t in threads:
+            t.join()
+
+
+def cmd_scheduler(args: argparse.Namespace) -> None:
+    from flows.scheduler import Scheduler
+
+    with product() as (_, tenants):
+        schedulers = [Scheduler(tenants, city) for city in _cities(tenants, args.city)]
+        stop = None if args.once else _until_signalled()
+        while True:
+            now = args.at or datetime.now(UTC)
+            for scheduler in schedulers:
+                for issued in scheduler.tick(now):
+                    what = issued.step.instrument or f"escalation to {issued.step.to_tenant}"
+                    print(f"{issued.at.isoformat()} {issued.case_number}: {what}", flush=True)
+            if stop is None or stop.wait(args.every):
+                return
+
+
+def _aware(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone, e.g. 2026-03-02T09:00+08:00")
+    return value
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="zongzhi", description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="command", required=True)
@@ -129,6 +190,18 @@ def parser() -> argparse.ArgumentParser:
     calendar.add_argument("action", choices=["load", "show"])
     calendar.add_argument("file", nargs="?", type=Path, help="schedule JSON (load)")
     calendar.set_defaults(run=cmd_calendar)
+
+    router = sub.add_parser("router", help="perform hand-overs between centers")
+    router.add_argument("--city", action="append", help="city to follow (default: all)")
+    router.add_argument("--once", action="store_true", help="catch up, then exit")
+    router.set_defaults(run=cmd_router)
+
+    scheduler = sub.add_parser("scheduler", help="urge and escalate overdue cases")
+    scheduler.add_argument("--city", action="append", help="city to follow (default: all)")
+    scheduler.add_argument("--at", type=_aware, help="act as if it were this time (tz-aware)")
+    scheduler.add_argument("--once", action="store_true", help="one tick, then exit")
+    scheduler.add_argument("--every", type=float, default=60.0, help="seconds between ticks")
+    scheduler.set_defaults(run=cmd_scheduler)
     return p
 
 

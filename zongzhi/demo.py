@@ -33,6 +33,9 @@ from domain import (
     Status,
     Tier,
 )
+from flows.router import Router
+from flows.scheduler import Scheduler
+from projections.cases import CaseIndex
 from tenants.center import CenterApp
 from tenants.registry import CenterInfo
 from tenants.service import Tenants
@@ -76,8 +79,15 @@ class Simulation:
     now: datetime
     created: list[tuple[str, UUID]] = field(default_factory=list)
     centers: dict[Tier, list[CenterInfo]] = field(default_factory=dict)
+    intakes: int = 0
+    handovers: int = 0
+    duplicates: int = 0
+    repeats: int = 0
+    parties: list[tuple[str, str, Party, datetime]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        self.router = Router(self.tenants, self.city)
+        self.index = CaseIndex(self.tenants, self.city)
         for info in self.tenants.registry.subtree(self.city):
             if not info.retired:
                 self.centers.setdefault(info.tier, []).append(info)
@@ -112,79 +122,137 @@ class Simulation:
         tier = self.pick(TIERS)
         assert isinstance(tier, Tier)
         center = self.rng.choice(self.centers.get(tier) or self.centers[Tier.VILLAGE])
-        app = self.tenants.center(center.code)
         category = self.rng.choice(list(SUMMARIES))
         channel = self.pick(CHANNELS)
         assert isinstance(channel, Channel)
         t = self.now - timedelta(days=30) + timedelta(minutes=self.rng.randrange(30 * 24 * 60))
         t = t.replace(hour=self.rng.randrange(8, 18))
+        party = self.party(center.code)
+        if self.parties and self.rng.random() < 0.08:  # someone reports the same matter again
+            code, category, party, first = self.rng.choice(self.parties[-60:])
+            center = self.tenants.registry.get(code)
+            tier = center.tier
+            t = min(first + timedelta(hours=self.rng.uniform(2, 24 * 20)), self.now)
+        app = self.tenants.center(center.code)
 
         def later(hours: float) -> datetime:
             nonlocal t
             t = t + timedelta(hours=self.rng.uniform(0.2, hours))
             return min(t, self.now)
 
+        self.index.catch_up()
         case = app.receive_case(
             channel=channel, category=category, summary=SUMMARIES[category],
-            parties=[self.party(center.code)], place=Place(center.code, "辖区内"),
+            parties=[party], place=Place(center.code, "辖区内"),
             by=f"clerk-{center.code}", at=t)
+        self.intakes += 1
+        if case.received_at != t:  # a repeat complaint re-opened a closed case
+            self.repeats += 1
+            return
+        self.parties.append((center.code, category, party, t))
         self.created.append((center.code, case.id))
+        if case.suspected_duplicates:
+            self.duplicates += 1
+            app.merge_case(case.id, case.suspected_duplicates[0], "clerk", later(1))
+            return
         fate = self.rng.random()
         if fate < 0.03:
             app.withdraw_case(case.id, "当事人自行和解, 申请撤回", "clerk", later(4))
             return
-        if fate < 0.06 and len(self.created) > 1:
-            earlier = [cid for code, cid in self.created[:-1] if code == center.code]
-            survivor = next((c for c in earlier if app.get_case(c).is_open), None)
-            if survivor is not None and app.get_case(survivor).last_at <= t:
-                app.merge_case(case.id, survivor, "clerk", later(2))
-                return
         severity = self.rng.choices(list(Severity), [3, 12, 55, 30])[0]
-        app.triage_case(case.id, severity,
-                        self.rng.choices(list(HandlingClass), [50, 40, 10])[0],
-                        "dispatcher", later(1))
-        if fate < 0.10 and tier is not Tier.CITY:
-            app.escalate_case(case.id, center.parent or "", "矛盾升级, 需上级协调", "director",
-                              later(8))
+        case = app.triage_case(case.id, severity,
+                               self.rng.choices(list(HandlingClass), [50, 40, 10])[0],
+                               "dispatcher", later(1))
+        if case.status is Status.ESCALATED or (fate < 0.10 and tier is not Tier.CITY):
+            if case.status is not Status.ESCALATED:  # red below a county escalated itself
+                case = app.escalate_case(case.id, center.parent or "", "矛盾升级, 需上级协调",
+                                         "director", later(8))
             if self.rng.random() < 0.6:
-                self.finish(app, case.id, later, Outcome.HANDLED)
+                upper, top = app, case
+                while top.status is Status.ESCALATED:  # a red matter climbs to the county
+                    upper, top_id = self.linked(top.links[-1].tenant, top.links[-1].case_id)
+                    top = upper.get_case(top_id)
+                unit = Assignee(AssigneeKind.UNIT, CATEGORIES[category].department, lead=True)
+                upper.dispatch_case(top.id, [unit], "dispatcher", later(4))
+                upper.accept_case(top.id, unit.ref, "officer", later(6))
+                upper.resolve_case(top.id, Outcome.HANDLED, "上级协调处理完毕", "officer",
+                                   later(48))
+                self.router.catch_up()
+                self.close_loop(app, case.id, later)
             return
         team = self.assignees(app, category)
-        app.dispatch_case(case.id, team, "dispatcher", later(2))
+        case = app.dispatch_case(case.id, team, "dispatcher", later(2))
         if self.rng.random() < 0.1:
-            app.refuse_case(case.id, team[0].ref, "不属本单位职责", "officer", later(3))
+            self.answer(app, case, team[0], later, refuse=True)
             team = [Assignee(AssigneeKind.UNIT, CATEGORIES[category].department, lead=True)]
-            app.dispatch_case(case.id, team, "dispatcher", later(2))
+            case = app.dispatch_case(case.id, team, "dispatcher", later(2))
         if fate > 0.93:
             return  # still waiting for the assignee: shows up as open work
+        lower = None
         for member in team:
-            app.accept_case(case.id, member.ref, f"officer-{member.ref}", later(6))
+            lower = self.answer(app, case, member, later) or lower
         if self.rng.random() < 0.2:
             app.urge_case(case.id, Instrument.WORK_PROMPT_LETTER, team[0].ref, "超期未反馈进展",
                           "director", later(30))
-        app.report_progress(case.id, "已联系双方当事人, 正在核实", team[0].ref, later(20))
+        where, case_id = lower or (app, case.id)
+        where.report_progress(case_id, "已联系双方当事人, 正在核实", team[0].ref, later(20))
         if fate > 0.88:
+            self.router.catch_up()
             return  # in progress
         outcome = self.rng.choices(list(Outcome), [55, 35, 6, 4])[0]
-        self.finish(app, case.id, later, outcome)
+        self.resolve(where, case_id, later, outcome)
+        if lower is not None:
+            self.router.catch_up()  # the village's outcome resolves the township's case
+        elif self.rng.random() < 0.06:
+            app.give_feedback(case.id, "处理结果已告知当事人", "clerk", later(6))
+            app.reject_result(case.id, "对处理结果不满意", "party", later(12))
+            app.resolve_case(case.id, Outcome.MEDIATED, "再次调解达成一致", "officer", later(48))
+        self.close_loop(app, case.id, later)
         if self.rng.random() < 0.04:
-            app.reopen_case(case.id, "同一问题再次投诉", "clerk", later(72))
+            app.repeat_complaint(case.id, "同一问题再次投诉", "clerk", later(72))
 
-    def finish(self, app: CenterApp, case_id: UUID, later: Callable[[float], datetime],
-               outcome: Outcome) -> None:
+    def linked(self, tenant: str, case_id: UUID) -> tuple[CenterApp, UUID]:
+        """The case a hand-over opened in another center, once the router has run."""
+        self.router.catch_up()
+        self.handovers += 1
+        return self.tenants.center(tenant), case_id
+
+    def answer(self, app: CenterApp, case: Case, member: Assignee,
+               later: Callable[[float], datetime], refuse: bool = False,
+               ) -> tuple[CenterApp, UUID] | None:
+        """The assignee accepts (or refuses); a lower center does so in its linked case."""
+        if member.kind is not AssigneeKind.CENTER:
+            if refuse:
+                app.refuse_case(case.id, member.ref, "不属本单位职责", "officer", later(3))
+            else:
+                app.accept_case(case.id, member.ref, f"officer-{member.ref}", later(6))
+            return None
+        link = next(k for k in case.links if k.tenant == member.ref)
+        lower, lower_id = self.linked(link.tenant, link.case_id)
+        if refuse:
+            lower.refuse_case(lower_id, member.ref, "不属本辖区", "director", later(3))
+        else:
+            lower.accept_case(lower_id, member.ref, "director", later(6))
+        self.router.catch_up()
+        return lower, lower_id
+
+    def resolve(self, app: CenterApp, case_id: UUID, later: Callable[[float], datetime],
+                outcome: Outcome) -> None:
         court = f"(2026)浙{app.tenant[2:6]}民初{self.rng.randrange(1, 9999)}号" \
             if outcome is Outcome.REFERRED_TO_COURT else None
         summary = {"no-action-warranted": "经核实不属实, 无需处置"}.get(outcome.value, "已妥善处理")
         app.resolve_case(case_id, outcome, summary, "officer", later(48), court_reference=court)
+
+    def close_loop(self, app: CenterApp, case_id: UUID,
+                   later: Callable[[float], datetime]) -> None:
+        """Feedback, the party's confirmation and evaluation, closing (and the router
+        closes the linked cases with it)."""
         app.give_feedback(case_id, "处理结果已告知当事人", "clerk", later(6))
-        if self.rng.random() < 0.06:
-            app.reject_result(case_id, "对处理结果不满意", "party", later(12))
-            app.resolve_case(case_id, Outcome.MEDIATED, "再次调解达成一致", "officer", later(48))
-            app.give_feedback(case_id, "再次调解结果已告知", "clerk", later(6))
         app.confirm_case(case_id, "party", later(24))
         app.evaluate_case(case_id, self.rng.choices([5, 4, 3, 2, 1], [60, 25, 8, 4, 3])[0],
                           "", "party", later(2))
         app.close_case(case_id, "clerk", later(2))
+        self.router.catch_up()
 
 
 def summarize(tenants: Tenants, city: str, created: list[tuple[str, UUID]]) -> list[str]:
@@ -248,9 +316,16 @@ def run(tenants: Tenants, divisions: Path, city: str, cases: int, seed: int,
         except DomainError as e:  # a simulated choice the rules refuse: shown, not hidden
             failures += 1
             out(f"  refused by the rules: {e}")
+    issued = Scheduler(tenants, city, simulation.index).tick(simulation.now)
+    simulation.router.catch_up()  # the clock's escalations reach the upper tier
     elapsed = (datetime.now(UTC) - started).total_seconds()
-    out(f"Drove {len(simulation.created)} cases through their loops in {elapsed:.1f} s "
+    out(f"Drove {simulation.intakes} cases through their loops in {elapsed:.1f} s "
         f"({failures} commands refused by the rules).")
+    escalations = sum(1 for i in issued if i.step.instrument is None)
+    out(f"Hand-overs between centers: {simulation.handovers}; intake flagged and merged "
+        f"{simulation.duplicates} duplicates and re-opened {simulation.repeats} closed cases "
+        f"on repeat complaints; the clock issued {len(issued) - escalations} urging "
+        f"instruments and {escalations} automatic escalations.")
     out("")
     for line in summarize(tenants, city, simulation.created):
         out(line)

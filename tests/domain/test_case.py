@@ -205,10 +205,21 @@ def test_escalation_never_goes_above_a_city() -> None:
 
 
 def test_the_upper_tiers_outcome_flows_back_to_an_escalated_case() -> None:
+    # Given a case escalated to the county
     case, clock = case_in(Status.ESCALATED)
-    case.report_progress("county mediators took it", "director-2", clock())
-    case.resolve(Outcome.MEDIATED, "county mediation succeeded", "director-2", clock())
+    county_case = case.links[-1].case_id
+    # Then it is not resolved here
+    with pytest.raises(IllegalTransition, match="resolved by the outcome the upper tier reports"):
+        case.resolve(Outcome.MEDIATED, "county mediation succeeded", "director-2", clock())
+    # When the county's case reports progress and then its outcome
+    case.note_linked_progress(county_case, "county mediators took it", "router", clock())
+    case.note_linked_outcome(
+        county_case, Outcome.MEDIATED, "county mediation succeeded", "router", clock()
+    )
+    # Then the case is resolved by the county, with the county's result
     assert case.status is Status.RESOLVED and case.resolved_by_unit == COUNTY
+    assert (case.outcome, case.resolution) == (Outcome.MEDIATED, "county mediation succeeded")
+    assert case.links[-1].outcome is Outcome.MEDIATED
 
 
 def test_a_failed_mediation_referred_to_court_is_a_recorded_outcome() -> None:

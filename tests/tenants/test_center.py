@@ -4,6 +4,7 @@ tenants, encryption at rest, crypto-shredding, and concurrent writers."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from uuid import UUID
@@ -17,16 +18,20 @@ from domain import (
     CalendarBasis,
     Case,
     Channel,
+    Direction,
     HandlingClass,
     IllegalTransition,
     Instrument,
+    Link,
     Outcome,
     Party,
     Personal,
     Place,
     Severity,
     Status,
+    parent_of,
 )
+from projections.cases import CaseIndex
 from tenants.calendar import read_schedule
 from tenants.center import CaseNotFound, CenterApp, ConcurrentUpdate
 from tenants.keys import TenantKeyShredded
@@ -36,16 +41,18 @@ from tenants.service import Tenants
 CST = timezone(timedelta(hours=8))
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=CST)  # a Monday
 NAME, PHONE, ID_NUMBER = "王小明", "13912345678", "330782199001011234"
+OTHER_PHONE = "13800001111"
 
 
-def party() -> Party:
-    return Party(name=Personal(NAME), phone=Personal(PHONE), id_number=Personal(ID_NUMBER),
+def party(phone: str = PHONE) -> Party:
+    return Party(name=Personal(NAME), phone=Personal(phone), id_number=Personal(ID_NUMBER),
                  address=Personal("稠城街道某小区3幢"))
 
 
-def receive(app: CenterApp, channel: Channel = Channel.WINDOW, at: datetime = T0) -> Case:
+def receive(app: CenterApp, channel: Channel = Channel.WINDOW, at: datetime = T0,
+            phone: str = PHONE) -> Case:
     return app.receive_case(channel=channel, category="neighbour-dispute",
-                            summary="楼上漏水, 协商未果", parties=[party()],
+                            summary="楼上漏水, 协商未果", parties=[party(phone)],
                             place=Place(app.tenant, "某路1号"), by="clerk-1", at=at)
 
 
@@ -86,39 +93,105 @@ def test_every_channel_runs_the_whole_loop_and_survives_a_reload(
     assert case.case_number.startswith(f"{app.tenant}-20260302-")
 
 
+def take_over(source: Case, link: Link, origin: Direction, target: CenterApp,
+              at: datetime) -> Case:
+    """The router's part: open the case ``link`` names in its center."""
+    case = Case.take_over(
+        case_id=link.case_id, case_number=target.next_case_number(at),
+        origin=Link(source.id, source.tenant, origin, lead=link.lead),
+        origin_case_number=source.case_number, reason=f"handed over by {source.tenant}",
+        source=source, calendar=target.calendar(), by="router", at=at)
+    target.save(case)
+    return case
+
+
+def relay(app: CenterApp, case_id: UUID, command: Callable[[Case], None]) -> Case:
+    """The router's part: enter what a linked case reported, or what its origin sent on."""
+    case = app.get_case(case_id)
+    command(case)
+    app.save(case)
+    return case
+
+
 def test_every_case_event_type_round_trips_through_postgresql(
         tenants: Tenants, city_tree: dict[str, list[str]]) -> None:
-    app = tenants.center(city_tree["township"][0])
+    township = city_tree["township"][0]
+    app = tenants.center(township)
+    county = tenants.center(str(parent_of(township)))
+    village = tenants.center(next(v for v in city_tree["village"] if v.startswith(township)))
+    t = T0 + timedelta(days=3)
+    def at() -> datetime:
+        nonlocal t
+        t += timedelta(hours=1)
+        return t
+
+    # A case closed, re-opened and escalated to the county, which resolves it twice
+    # (the party rejects the first result) and closes with it.
     first = receive(app)
     drive_full_loop(app, first.id)
-    app.reopen_case(first.id, "同一问题再次投诉", "clerk-1", T0 + timedelta(days=3))
-    app.escalate_case(first.id, app.tenant[:6], "涉及多部门", "clerk-1", T0 + timedelta(days=4))
-    second = receive(app)
-    app.triage_case(second.id, Severity.RED, HandlingClass.SIMPLE, "d", T0 + timedelta(hours=1))
-    app.dispatch_case(second.id, [Assignee(AssigneeKind.GRID_WORKER, "grid-7", lead=True)],
-                      "d", T0 + timedelta(hours=2))
-    app.refuse_case(second.id, "grid-7", "不属本网格", "g", T0 + timedelta(hours=3))
-    app.dispatch_case(second.id, [Assignee(AssigneeKind.UNIT, "police", lead=True)], "d",
-                      T0 + timedelta(hours=4))
-    app.accept_case(second.id, "police", "p", T0 + timedelta(hours=5))
-    app.resolve_case(second.id, Outcome.HANDLED, "已处理", "p", T0 + timedelta(hours=6))
-    app.give_feedback(second.id, "已处理", "c", T0 + timedelta(hours=7))
-    app.reject_result(second.id, "不满意", "party", T0 + timedelta(hours=8))
-    app.resolve_case(second.id, Outcome.REFERRED_TO_COURT, "调解不成", "p",
-                     T0 + timedelta(hours=9), court_reference="(2026)浙0782民初123号")
-    third, fourth = receive(app), receive(app)
-    app.merge_case(third.id, fourth.id, "c", T0 + timedelta(hours=1))
-    app.withdraw_case(fourth.id, "当事人撤回", "c", T0 + timedelta(hours=2))
+    app.reopen_case(first.id, "同一问题再次投诉", "clerk-1", at())
+    first = app.escalate_case(first.id, county.tenant, "涉及多部门", "clerk-1", at())
+    above = take_over(first, first.links[-1], Direction.DOWN, county, at())
+    county.dispatch_case(above.id, [Assignee(AssigneeKind.UNIT, "justice-bureau", lead=True)],
+                         "d", at())
+    county.accept_case(above.id, "justice-bureau", "o", at())
+    relay(app, first.id, lambda c: c.note_linked_progress(above.id, "县调委已受理", "router",
+                                                          at()))
+    for outcome, summary in ((Outcome.MEDIATED, "县级调解成功"), (Outcome.HANDLED, "已处理")):
+        county.resolve_case(above.id, outcome, summary, "o", at())
+        relay(app, first.id, lambda c, o=outcome, s=summary: c.note_linked_outcome(
+            above.id, o, s, "router", at()))
+        app.give_feedback(first.id, summary, "clerk-1", at())
+        if outcome is Outcome.MEDIATED:
+            app.reject_result(first.id, "仍未解决", "party", at())
+            relay(county, above.id, lambda c: c.rework("当事人不满意", "router", at()))
+    app.confirm_case(first.id, "party", at())
+    app.close_case(first.id, "clerk-1", at())
+    relay(county, above.id, lambda c: c.close_with_origin("router", at()))
 
-    recorded = {type(e).__name__ for c in (first, second, third, fourth)
-                for e in app.case_events(c.id)}
+    # A case refused by a grid worker, then dispatched down to a village, which
+    # accepts and refers it to court.
+    second = receive(app)
+    app.triage_case(second.id, Severity.YELLOW, HandlingClass.SIMPLE, "d", at())
+    app.raise_severity(second.id, Severity.ORANGE, "牵涉多户", "d", at())
+    app.dispatch_case(second.id, [Assignee(AssigneeKind.GRID_WORKER, "grid-7", lead=True)],
+                      "d", at())
+    app.refuse_case(second.id, "grid-7", "不属本网格", "g", at())
+    second = app.dispatch_case(
+        second.id, [Assignee(AssigneeKind.CENTER, village.tenant, lead=True)], "d", at())
+    below = take_over(second, second.links[0], Direction.UP, village, at())
+    village.accept_case(below.id, village.tenant, "v", at())
+    relay(app, second.id, lambda c: c.note_linked_acceptance(below.id, "router", at()))
+    court = "(2026)浙0782民初123号"
+    village.resolve_case(below.id, Outcome.REFERRED_TO_COURT, "调解不成", "v", at(),
+                         court_reference=court)
+    relay(app, second.id, lambda c: c.note_linked_outcome(
+        below.id, Outcome.REFERRED_TO_COURT, "调解不成", "router", at(), court_reference=court))
+
+    # Two registrations of one matter: kept apart first, then merged; one marked a
+    # group matter as it came in; the other withdrawn.
+    third = receive(app, phone=OTHER_PHONE)
+    CaseIndex(tenants, township[:4]).catch_up()
+    fourth = receive(app, phone=OTHER_PHONE)
+    assert third.id in fourth.suspected_duplicates
+    app.keep_separate(fourth.id, third.id, "以为是另一户", "clerk-1", at())
+    app.mark_group_matter(third.id, "三十余户联名", "director-1", at())
+    app.merge_case(third.id, fourth.id, "c", at())
+    app.withdraw_case(fourth.id, "当事人撤回", "c", at())
+
+    cases = [(app, first), (app, second), (app, third), (app, fourth), (county, above),
+             (village, below)]
+    recorded = {type(e).__name__ for center, c in cases for e in center.case_events(c.id)}
     declared = {name for name, value in vars(Case).items()
                 if isinstance(value, type) and issubclass(value, Case.Event)
                 and name not in {"Event", "Created"}}
     assert declared <= recorded, declared - recorded
-    for case in (first, second, third, fourth):  # a fresh app decodes from the rows alone
-        fresh = CenterApp(app.tenant, dict(app.env), tenants.keyring, tenants.calendar)
-        assert fresh.get_case(case.id).__dict__ == app.get_case(case.id).__dict__
+    assert app.get_case(first.id).status is Status.CLOSED
+    assert county.get_case(above.id).status is Status.CLOSED
+    assert app.get_case(second.id).court_reference == court
+    for center, case in cases:  # a fresh app decodes from the rows alone
+        fresh = CenterApp(center.tenant, dict(center.env), tenants.keyring, tenants.calendar)
+        assert fresh.get_case(case.id).__dict__ == center.get_case(case.id).__dict__
 
 
 def test_a_case_in_one_tenant_is_invisible_through_another(
