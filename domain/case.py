@@ -944,6 +944,6 @@ def _checked_outcome(outcome: Outcome, summary: str, court_reference: str | None
         raise ValidationError("a court reference belongs only to a case referred to court")
     if outcome is Outcome.NO_ACTION_WARRANTED:
         require_text(summary, "the reason why no action is warranted (summary)")
-    if not isinstance(summary, str):
-        raise ValidationError("a resolution's summary must be text")
+    if not isinstance(summary, str) or "\x00" in summary:
+        raise ValidationError("a resolution's summary must be text without NUL characters")
     return outcome

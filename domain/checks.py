@@ -27,6 +27,9 @@ def require_text(value: object, what: str) -> str:
     if not isinstance(value, str) or not value.strip():
         msg = f"{what} must not be empty"
         raise ValidationError(msg)
+    if "\x00" in value:  # PostgreSQL text cannot hold it; read models would stall on it
+        msg = f"{what} must not contain a NUL character"
+        raise ValidationError(msg)
     return value
 
 

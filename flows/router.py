@@ -16,7 +16,9 @@ second guard against doubling.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -38,12 +40,14 @@ from tenants.persistence import (
     TenantProcessRecorder,
 )
 from tenants.service import Tenants
+from tenants.telemetry import links_to, tracer
 
 log = logging.getLogger(__name__)
 
 ROUTER = "router"
 BATCH = 100
 RETRIES = 5
+RESTART_AFTER = 2.0  # seconds a failed router waits before it resumes
 
 #: Every case event the router reacts to (the rest of the log it skips by topic).
 TOPICS = [
@@ -89,8 +93,14 @@ class Router:
         start = self.position()
         notifications = self.recorder.select_notifications(
             start, limit, topics=TOPICS, inclusive_of_start=False)
+        unrecorded = None  # the last notification that needed nothing, if after a commit
         for n in notifications:
-            self._process(n)
+            unrecorded = None if self._process(n) else n.id
+        if unrecorded is not None:
+            # Notifications that needed nothing share one position write per batch: a
+            # restart re-reads them and again finds nothing to do.
+            with contextlib.suppress(IntegrityError):  # another router recorded a later one
+                self.recorder.insert_events([], tracking=Tracking(self.name, unrecorded))
         return len(notifications)
 
     def catch_up(self) -> int:
@@ -101,18 +111,40 @@ class Router:
 
     def run(self, stop: Callable[[], bool], idle_wait: float = 1.0) -> None:
         """Catch up, then wait for NOTIFY on the log group (or ``idle_wait``), until stop()."""
+        while not stop():
+            try:
+                self._follow(stop, idle_wait)
+            except Exception:  # the database restarting, a bug: log, pause, go on
+                log.exception("router %s failed; resuming from its position in %.0f s",
+                              self.city, RESTART_AFTER)
+                deadline = time.monotonic() + RESTART_AFTER
+                while not stop() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+
+    def _follow(self, stop: Callable[[], bool], idle_wait: float) -> None:
         with listening(self.tenants.datastore.url, self.channel) as wait:
+            parents: list[str] = []  # trace contexts of the writes that woke us
             while not stop():
-                if not self.run_once():
-                    wait(idle_wait)
+                if parents:
+                    with tracer.start_as_current_span(
+                            "router.handovers", links=links_to(parents),
+                            attributes={"zongzhi.log_group": self.city}):
+                        read = self.run_once()
+                else:
+                    read = self.run_once()
+                parents = [] if read else wait(idle_wait)
 
     # -- one notification ----------------------------------------------------------
 
-    def _process(self, notification: StoredEvent) -> None:
+    def _process(self, notification: StoredEvent) -> bool:
+        """Perform one notification's follow-up with its position; False if it needed
+        none (its position is then left to the batch)."""
         notification_id: int = notification.id  # type: ignore[attr-defined]
         tracking = Tracking(self.name, notification_id)
         for attempt in range(RETRIES):
             work = self._follow_up(notification)
+            if not work.cases and not work.skipped:
+                return False
             stored = [
                 app.mapper.to_stored_event(event)
                 for app, case in work.cases
@@ -122,16 +154,19 @@ class Router:
                 self.recorder.insert_events(stored, tracking=tracking)
             except IntegrityError:
                 if self.recorder.has_tracking_id(self.name, notification_id):
-                    return  # another router recorded this position: nothing to do
+                    return True  # another router recorded this position: nothing to do
                 if attempt == RETRIES - 1:
                     raise
                 continue  # a staff command changed a target case meanwhile: redo
             self.handed_over += len(work.cases)
-            self.skipped += len(work.skipped)
-            for reason in work.skipped:
-                log.warning("router %s, notification %s: %s", self.city, notification_id,
-                            reason)
-            return
+            self._log_skipped(work, notification_id)
+            return True
+        raise AssertionError("unreachable")
+
+    def _log_skipped(self, work: Work, notification_id: int) -> None:
+        self.skipped += len(work.skipped)
+        for reason in work.skipped:
+            log.warning("router %s, notification %s: %s", self.city, notification_id, reason)
 
     def _follow_up(self, notification: StoredEvent) -> Work:
         case_id = notification.originator_id

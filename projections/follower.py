@@ -10,10 +10,12 @@ position that does not move forward).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import weakref
+from collections.abc import Callable, Iterable, Sequence
 
 from eventsourcing.persistence import IntegrityError, Notification, Tracking
 from eventsourcing.utils import get_topic
+from opentelemetry.metrics import CallbackOptions, Observation
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier
@@ -22,6 +24,7 @@ from domain import Case
 from tenants.listen import listening
 from tenants.persistence import LOG_GROUP, Factory, TenantRecorder
 from tenants.service import Tenants
+from tenants.telemetry import links_to, meter, tracer
 
 BATCH = 500
 
@@ -126,10 +129,37 @@ class Projector:
 
     def run(self, stop: Callable[[], bool], idle_wait: float = 1.0) -> None:
         """Project as events arrive (NOTIFY), catching up after every wake-up."""
+        _following.add(self)
         with listening(self.tenants.datastore.url, self.channel) as wait:
+            parents: list[str] = []  # trace contexts of the writes that woke us
             while not stop():
-                if not self.run_once():
-                    wait(idle_wait)
+                if parents:
+                    with tracer.start_as_current_span(
+                            f"projection.{self.name}", links=links_to(parents),
+                            attributes={"zongzhi.log_group": self.schema}):
+                        read = self.run_once()
+                else:
+                    read = self.run_once()
+                parents = [] if read else wait(idle_wait)
+
+    def lag(self) -> int:
+        """Notifications of the log group this projector has not covered yet."""
+        last = self.reader.max_notification_id() or 0
+        return max(0, last - self.position())
+
+
+_following: weakref.WeakSet[Projector] = weakref.WeakSet()
+
+
+def _observe_lag(_: CallbackOptions) -> Iterable[Observation]:
+    for projector in list(_following):
+        yield Observation(projector.lag(), {"zongzhi.log_group": projector.schema,
+                                            "zongzhi.projector": projector.name})
+
+
+meter.create_observable_gauge(
+    "zongzhi.projection.lag", callbacks=[_observe_lag], unit="{notification}",
+    description="notifications of a log group a running projector has not covered yet")
 
 
 __all__ = ["CASE_TOPICS", "Projector"]

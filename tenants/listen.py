@@ -20,15 +20,17 @@ class listening:
         self.channel = channel
         self.conn: psycopg.Connection[Any] | None = None
 
-    def __enter__(self) -> Callable[[float], None]:
+    def __enter__(self) -> Callable[[float], list[str]]:
         self.conn = psycopg.connect(self.url, autocommit=True)
         self.conn.execute(f'LISTEN "{self.channel}"')
         return self.wait
 
-    def wait(self, timeout: float) -> None:
+    def wait(self, timeout: float) -> list[str]:
+        """Block until a NOTIFY (or ``timeout``); the payloads (writers' trace contexts)."""
         assert self.conn is not None
-        for _ in self.conn.notifies(timeout=timeout, stop_after=1):
-            pass
+        payloads = [n.payload for n in self.conn.notifies(timeout=timeout, stop_after=1)]
+        payloads += [n.payload for n in self.conn.notifies(timeout=0)]  # drain the burst
+        return payloads
 
     def __exit__(self, *exc: object) -> None:
         if self.conn is not None:

@@ -50,6 +50,7 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain.codes import tenant_of
+from tenants.telemetry import traceparent, tracer
 
 DATABASE_URL = "ZONGZHI_DATABASE_URL"
 POOL_SIZE = "ZONGZHI_POOL_SIZE"
@@ -271,20 +272,28 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
         **_: Any,
     ) -> None:
         tenants = self._tenants_of(stored_events)
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        curs.execute(
-            self.insert_events_statement,
-            {
-                "tenant": self.tenant,
-                "ids": [e.originator_id for e in stored_events],
-                "versions": [e.originator_version for e in stored_events],
-                "topics": [e.topic for e in stored_events],
-                "states": [e.state for e in stored_events],
-                "tenants": tenants,
-            },
-            prepare=True,
-        )
+        with tracer.start_as_current_span(
+            "store.insert", attributes={"zongzhi.log_group": self.datastore.schema,
+                                        "zongzhi.tenant": self.tenant or "",
+                                        "zongzhi.events": len(stored_events)}):
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            curs.execute(
+                self.insert_events_statement,
+                {
+                    "tenant": self.tenant,
+                    "ids": [e.originator_id for e in stored_events],
+                    "versions": [e.originator_version for e in stored_events],
+                    "topics": [e.topic for e in stored_events],
+                    "states": [e.state for e in stored_events],
+                    "tenants": tenants,
+                },
+                prepare=True,
+            )
+
+    def _notify_channel(self, curs: Cursor[DictRow]) -> None:
+        """Wake the log group's followers, passing the writer's trace context."""
+        curs.execute("SELECT pg_notify(%s, %s)", (self.channel_name, traceparent()))
 
     def _tenants_of(self, stored_events: Sequence[StoredEvent]) -> list[str]:
         """The tenant of each event, refusing any this recorder may not write."""
