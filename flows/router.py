@@ -47,6 +47,9 @@ log = logging.getLogger(__name__)
 ROUTER = "router"
 BATCH = 100
 RETRIES = 5
+#: Events the router only ever relays to the case's origin.
+ONLY_TO_ORIGIN = frozenset({"Accepted", "ProgressReported", "Resolved", "LinkedOutcomeNoted"})
+NO_ORIGIN_CACHE = 100_000
 RESTART_AFTER = 2.0  # seconds a failed router waits before it resumes
 
 #: Every case event the router reacts to (the rest of the log it skips by topic).
@@ -82,6 +85,8 @@ class Router:
         self.channel = self.recorder.channel_name
         self.handed_over = 0
         self.skipped = 0
+        # Cases known to have no origin (an origin is fixed when a case is opened).
+        self._no_origin: dict[UUID, None] = {}
 
     def position(self) -> int:
         return self.recorder.max_tracking_id(self.name) or 0
@@ -171,12 +176,18 @@ class Router:
     def _follow_up(self, notification: StoredEvent) -> Work:
         case_id = notification.originator_id
         assert isinstance(case_id, UUID)
+        work = Work([], [])
+        if notification.topic.rpartition(".")[2] in ONLY_TO_ORIGIN and case_id in self._no_origin:
+            return work  # relayed only to an origin, and this case has none (never will)
         event_tenant = _tenant_of(case_id)
         source_app = self.tenants.center(event_tenant)
         event: Any = source_app.mapper.to_domain_event(notification)
         case: Case = source_app.repository.get(case_id, version=notification.originator_version)
+        if case.origin is None:
+            self._no_origin[case_id] = None
+            while len(self._no_origin) > NO_ORIGIN_CACHE:
+                del self._no_origin[next(iter(self._no_origin))]
         kind = type(event).__name__
-        work = Work([], [])
         actor = f"{event_tenant}:{event.by}"
         at: datetime = event.at
 
