@@ -4,9 +4,11 @@ back, joint dispatch down to villages, rework, and the router's exactly-once."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from handover_support import Clock, drain, history, reload, triaged
+from support import write_divisions
 
 from domain import (
     Assignee,
@@ -82,33 +84,39 @@ def test_a_village_case_escalates_to_the_county_and_the_outcome_comes_back(
 
 
 def test_a_joint_dispatch_to_three_villages(
-        tenants: Tenants, city_tree: dict[str, list[str]], city: str, tmp_path: object) -> None:
-    township = city_tree["township"][0]
-    v1, v2 = (v for v in city_tree["village"] if v.startswith(township))
-    v3 = next(v for v in city_tree["village"] if v.startswith(city_tree["township"][1]))
+        tenants: Tenants, city: str, tmp_path: Path) -> None:
+    tree = write_divisions(tmp_path / "div", city, townships=2, villages=3)
+    tenants.import_divisions(tmp_path / "div", city, "test", datetime.now(UTC))
+    township = tree["township"][0]
+    v1, v2, v3 = (v for v in tree["village"] if v.startswith(township))
+    elsewhere = next(v for v in tree["village"] if v.startswith(tree["township"][1]))
     router, clock, t_app = Router(tenants, city), Clock(), tenants.center(township)
     with pytest.raises(ValidationError, match="strictly inside"):
-        t_app.dispatch_case(triaged(t_app, clock).id, [center(v3, lead=True)], "d", clock())
+        t_app.dispatch_case(triaged(t_app, clock).id, [center(elsewhere, lead=True)], "d",
+                            clock())
 
     case = triaged(t_app, clock, summary="多户共用水渠纠纷")
-    case = t_app.dispatch_case(case.id, [center(v1, lead=True), center(v2), UNIT.__class__(
-        AssigneeKind.UNIT, "water-office")], "dispatcher-t", clock())
-    assert [(k.tenant, k.lead) for k in case.links] == [(v1, True), (v2, False)]
+    case = t_app.dispatch_case(case.id, [center(v1, lead=True), center(v2), center(v3)],
+                               "dispatcher-t", clock())
+    assert [(k.tenant, k.lead) for k in case.links] == [(v1, True), (v2, False), (v3, False)]
     drain(router)
-    c1, c2 = (tenants.center(k.tenant).get_case(k.case_id) for k in case.links)
-    assert c1.status is Status.DISPATCHED and c1.assignments[0].assignee.ref == v1
-    assert c1.respond_by is not None and c1.respond_by.by > clock.now
+    c1, c2, c3 = (tenants.center(k.tenant).get_case(k.case_id) for k in case.links)
+    for linked, village in ((c1, v1), (c2, v2), (c3, v3)):  # each its own order and deadline
+        assert linked.status is Status.DISPATCHED
+        assert linked.assignments[0].assignee.ref == village
+        assert linked.respond_by is not None and linked.respond_by.by > clock.now
 
     tenants.center(v1).accept_case(c1.id, v1, "director-v1", clock())
     tenants.center(v2).accept_case(c2.id, v2, "director-v2", clock())
+    tenants.center(v3).accept_case(c3.id, v3, "director-v3", clock())
     tenants.center(v1).report_progress(c1.id, "已上门查看", "grid-v1", clock())
     tenants.center(v2).resolve_case(c2.id, Outcome.HANDLED, "清理了本村段水渠", "grid-v2",
                                     clock())
     drain(router)
     case = reload(tenants, case)
-    assert case.status is Status.ACCEPTED  # the co-unit's outcome does not resolve it
-    assert case.assignment(v1).accepted_at is not None  # type: ignore[union-attr]
-    assert case.assignment(v2).accepted_at is not None  # type: ignore[union-attr]
+    assert case.status is Status.ACCEPTED  # a co-village's outcome does not resolve it
+    assert all(case.assignment(v).accepted_at is not None  # type: ignore[union-attr]
+               for v in (v1, v2, v3))
     with pytest.raises(IllegalTransition, match="resolved by the outcome"):
         t_app.resolve_case(case.id, Outcome.HANDLED, "自行处理", "officer", clock())
 
@@ -119,11 +127,16 @@ def test_a_joint_dispatch_to_three_villages(
     assert case.status is Status.RESOLVED and case.resolved_by_unit == v1
     t_app.give_feedback(case.id, "已处理", "clerk-t", clock())
     t_app.confirm_case(case.id, "party", clock())
+    with pytest.raises(IllegalTransition, match=f"still owed by {v3}"):
+        t_app.close_case(case.id, "clerk-t", clock())  # the third village has not reported
+    tenants.center(v3).resolve_case(c3.id, Outcome.HANDLED, "本村段已疏通", "grid-v3", clock())
+    drain(router)
     t_app.close_case(case.id, "clerk-t", clock())
     drain(router)
-    assert reload(tenants, c1).status is Status.CLOSED
-    assert reload(tenants, c2).status is Status.CLOSED
-    assert history(t_app, case).count("LinkedOutcomeNoted") == 2
+    for linked in (c1, c2, c3):
+        assert reload(tenants, linked).status is Status.CLOSED
+    assert history(t_app, case).count("LinkedOutcomeNoted") == 3
+    assert history(t_app, case).count("LinkedProgressNoted") == 1
 
 
 def test_a_refused_order_returns_to_the_sender_and_the_case_is_redispatched(
