@@ -1,1 +1,2 @@
-"""Read models fed by the log groups (not built yet: see the GraphQL/projections issue)."""
+"""Read models fed by the log groups: the case index (intake, the clock),
+the case view (working views, KPIs), and their runner."""

@@ -1,0 +1,628 @@
+"""Read functions over the case view: each tier's working views and figures.
+
+Every function takes the process's :class:`~tenants.service.Tenants` and an
+explicit scope: a center's code, alone (``subtree=False``) or with every center
+below it (``subtree=True``: the codes that start with it). Nothing here reads a
+clock; ``now`` is a parameter. Results are frozen dataclasses.
+
+Lists are pages in a stable order with keyset cursors: ``first`` (1 to
+:data:`MAX_FIRST`) rows after the opaque ``after`` cursor (the ``end_cursor`` of
+the previous page). A cursor holds the last row's sort key, not an offset, so
+rows added or changed meanwhile never make a page repeat or skip a row that kept
+its place; a cursor from another list is refused (:class:`InvalidCursor`).
+
+Two counting bases (docs/kpis.md):
+
+* **lists** show cases: every case of a center in scope, linked cases included
+  (each is a work item of its own center);
+* **figures** count *matters*: in a subtree, a case opened by a hand-over from
+  a case inside the same subtree is left out (its origin counts), so a matter
+  escalated or dispatched inside the scope is counted once.
+
+For a GraphQL dataloader, :func:`cases_by_ids` and :func:`figures_for` answer
+many keys in one query per city, in the order asked.
+
+A log group whose view was never built reads as empty (see
+:func:`view_position` for how far a view has got).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Generic, Literal, TypeVar
+from uuid import UUID
+
+from eventsourcing.persistence import ProgrammingError
+from psycopg.errors import InvalidSchemaName, UndefinedTable
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composable, Composed, Identifier
+from psycopg.sql import Literal as SQLLiteral
+
+from domain import Severity, Status, Tier, ValidationError, city_of, tenant_of, tier_of
+from tenants.persistence import log_group_schema
+from tenants.service import Tenants
+
+TABLE = "case_view"
+PROJECTOR = "case_view"  # the CaseView projector's name in the tracking table
+DEFAULT_FIRST = 50
+MAX_FIRST = 500
+
+T = TypeVar("T")
+
+
+class InvalidCursor(ValidationError):
+    """A cursor that this list did not hand out (or that was altered)."""
+
+
+# -- values ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Period:
+    """Cases *received* in ``[start, end)``; None leaves that side open."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+
+
+@dataclass(frozen=True)
+class CaseFilter:
+    """Narrows any list; every field set must hold.
+
+    ``statuses``: any of these; ``received_from`` inclusive, ``received_to``
+    exclusive; ``assignee``: a ref (unit, center code, grid worker) among the
+    assignees of the case's current dispatch.
+    """
+
+    statuses: tuple[Status, ...] = ()
+    category: str | None = None
+    severity: Severity | None = None
+    received_from: datetime | None = None
+    received_to: datetime | None = None
+    assignee: str | None = None
+
+
+@dataclass(frozen=True)
+class UnitCount:
+    """A count per unit (a department, a center's code or a grid worker)."""
+
+    unit: str
+    count: int
+
+
+@dataclass(frozen=True)
+class CaseRow:
+    """One case as the view holds it (no personal data). See ``projections.views``."""
+
+    case_id: UUID
+    tenant: str
+    case_number: str
+    channel: str
+    category: str
+    summary: str
+    status: Status
+    is_open: bool
+    severity: Severity | None
+    handling: str | None
+    group_matter: bool
+    received_at: datetime
+    round_started_at: datetime
+    respond_by: datetime | None
+    handle_by: datetime | None
+    #: The deadline that applies now (response while dispatched, handling or the
+    #: progress duty while accepted) and which one; None when none applies.
+    due_by: datetime | None
+    due_kind: str | None
+    next_step_at: datetime | None
+    lead_kind: str | None
+    lead_ref: str | None
+    assignees: tuple[str, ...]
+    lead_accepted_at: datetime | None
+    progress_reports: int
+    last_progress_at: datetime | None
+    resolved_at: datetime | None
+    resolved_via: UUID | None
+    outcome: str | None
+    court_reference: str | None
+    resolved_by: str | None
+    rejections: int
+    closed_at: datetime | None
+    stars: int | None
+    repeat_count: int
+    repeat_against: str | None
+    refusals: tuple[UnitCount, ...]
+    breaches: tuple[UnitCount, ...]
+    urgings: int
+    last_instrument: str | None
+    last_urged_at: datetime | None
+    escalated_to: str | None
+    origin_case: UUID | None
+    origin_tenant: str | None
+    origin_direction: str | None
+    linked_cases: tuple[UUID, ...]
+    merged_into: UUID | None
+    division: str
+    lat: float | None
+    lon: float | None
+    last_at: datetime
+    version: int
+
+    @property
+    def handed_down(self) -> bool:
+        """Dispatched to this center by an upper one (it answers the order)."""
+        return self.origin_direction == "up"
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list; pass ``end_cursor`` as ``after`` for the next one."""
+
+    items: tuple[T, ...]
+    end_cursor: str | None
+    has_next: bool
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One assignee's column on a dispatch board."""
+
+    assignee: str
+    kind: str | None
+    dispatched: int  # waiting for its acceptance
+    accepted: int
+    overdue: int  # of both, past the deadline that applies
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Counts of matters received in a period, by where they stand now.
+
+    ``received`` excludes merged duplicates and orders returned to the upper
+    center; ``received = open + closed + withdrawn``.
+    """
+
+    received: int = 0
+    open: int = 0
+    closed: int = 0
+    withdrawn: int = 0
+    resolved: int = 0  # has a result in its current round (closed or not)
+    overdue: int = 0  # open, past the deadline that applies at ``now``
+
+
+@dataclass(frozen=True)
+class CenterFigures:
+    code: str
+    subtree: bool
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class TierFigures:
+    """The matters of a subtree whose (counted) case lies at one tier."""
+
+    tier: Tier
+    centers: int  # registered centers of that tier in the subtree
+    figures: Figures
+
+
+@dataclass(frozen=True)
+class Rollup:
+    """A center's subtree: its total, split by tier, and each child's subtree."""
+
+    code: str
+    period: Period
+    total: Figures
+    tiers: tuple[TierFigures, ...]
+    children: tuple[CenterFigures, ...]
+
+
+# -- working views --------------------------------------------------------------------
+
+INBOX_WHERE = ("(status IN ('received', 'triaged') "
+               "OR (status = 'dispatched' AND origin_direction = 'up'))")
+
+
+def inbox(tenants: Tenants, tenant: str, *, filters: CaseFilter | None = None,
+          first: int = DEFAULT_FIRST, after: str | None = None) -> Page[CaseRow]:
+    """Cases waiting for this center, oldest first: received or triaged ones to
+    route (escalated-in and re-opened cases arrive triaged), and orders
+    dispatched down from an upper center awaiting its acceptance or refusal."""
+    return _page(tenants, "inbox", tenant, False, filters, first, after,
+                 extra=[SQL(INBOX_WHERE)], params=[])
+
+
+def dispatch_board(tenants: Tenants, tenant: str, *, filters: CaseFilter | None = None,
+                   first: int = DEFAULT_FIRST, after: str | None = None) -> Page[CaseRow]:
+    """This center's dispatched and accepted cases, by lead assignee, then oldest
+    first (``filters.assignee`` narrows it to one lane)."""
+    where = SQL("status IN ('dispatched', 'accepted') AND lead_ref IS NOT NULL "
+                "AND coalesce(origin_direction, '') <> 'up'")
+    return _page(tenants, "board", tenant, False, filters, first, after, extra=[where],
+                 params=[])
+
+
+def dispatch_lanes(tenants: Tenants, tenant: str, now: datetime) -> tuple[Lane, ...]:
+    """The dispatch board's lanes with their counts, by assignee."""
+    statement = SQL(
+        "SELECT lead_ref, min(lead_kind) AS kind, "
+        "count(*) FILTER (WHERE status = 'dispatched') AS dispatched, "
+        "count(*) FILTER (WHERE status = 'accepted') AS accepted, "
+        "count(*) FILTER (WHERE due_by < %s) AS overdue "
+        "FROM {0} WHERE tenant = %s AND status IN ('dispatched', 'accepted') "
+        "AND lead_ref IS NOT NULL AND coalesce(origin_direction, '') <> 'up' "
+        "GROUP BY lead_ref ORDER BY lead_ref").format(view_table(tenant))
+    rows = fetch(tenants, statement, [now, tenant])
+    return tuple(Lane(r["lead_ref"], r["kind"], r["dispatched"], r["accepted"], r["overdue"])
+                 for r in rows)
+
+
+def overdue(tenants: Tenants, scope: str, now: datetime, *, subtree: bool = False,
+            filters: CaseFilter | None = None, first: int = DEFAULT_FIRST,
+            after: str | None = None) -> Page[CaseRow]:
+    """Open cases past the deadline that applies (the response deadline while
+    dispatched, the handling deadline or a complex matter's progress duty while
+    accepted), longest overdue first."""
+    return _page(tenants, "due", scope, subtree, filters, first, after,
+                 extra=[SQL("due_by < %s")], params=[now])
+
+
+def due_soon(tenants: Tenants, scope: str, now: datetime, within: timedelta, *,
+             subtree: bool = False, filters: CaseFilter | None = None,
+             first: int = DEFAULT_FIRST, after: str | None = None) -> Page[CaseRow]:
+    """Open cases whose applicable deadline falls in ``[now, now + within)``,
+    soonest first."""
+    return _page(tenants, "due", scope, subtree, filters, first, after,
+                 extra=[SQL("due_by >= %s"), SQL("due_by < %s")], params=[now, now + within])
+
+
+def cases(tenants: Tenants, scope: str, *, subtree: bool = False,
+          filters: CaseFilter | None = None, first: int = DEFAULT_FIRST,
+          after: str | None = None) -> Page[CaseRow]:
+    """Every case of the scope, newest first."""
+    return _page(tenants, "cases", scope, subtree, filters, first, after, extra=[], params=[])
+
+
+def cases_by_ids(tenants: Tenants, ids: Sequence[UUID]) -> list[CaseRow | None]:
+    """The rows of ``ids`` in the order given (None where there is none): one
+    query per city, for a dataloader."""
+    by_city: dict[str, list[UUID]] = defaultdict(list)
+    for case_id in ids:
+        tenant = tenant_of(case_id) if isinstance(case_id, UUID) else None
+        if tenant is not None:
+            by_city[city_of(tenant)].append(case_id)
+    found: dict[UUID, CaseRow] = {}
+    for city, wanted in by_city.items():
+        statement = SQL("SELECT * FROM {0} WHERE case_id = ANY(%s)").format(view_table(city))
+        for r in fetch(tenants, statement, [wanted]):
+            found[r["case_id"]] = case_row(r)
+    return [found.get(case_id) for case_id in ids]
+
+
+# -- figures along the tree -----------------------------------------------------------
+
+
+def figures_for(tenants: Tenants, codes: Sequence[str], now: datetime, *,
+                period: Period | None = None, subtree: bool = True) -> dict[str, Figures]:
+    """The figures of each code (its subtree, or the center alone), one query per
+    city; every code asked is in the answer."""
+    period = period or Period()
+    result = {code: Figures() for code in codes}
+    by_city: dict[str, list[str]] = defaultdict(list)
+    for code in dict.fromkeys(codes):
+        by_city[city_of(_code(code))].append(code)
+    for city, wanted in by_city.items():
+        condition = (SQL("c.tenant LIKE s.code || '%%' AND NOT coalesce("
+                         "c.origin_tenant LIKE s.code || '%%', false)") if subtree
+                     else SQL("c.tenant = s.code"))
+        where, params = period_where(period, "c.")
+        statement = SQL(
+            "SELECT s.code, {figures} FROM unnest(%s::text[]) AS s(code) "
+            "JOIN {table} c ON {condition} AND {counted}{where} GROUP BY s.code").format(
+            figures=FIGURES_SQL, table=view_table(city), condition=condition,
+            counted=COUNTED, where=where)
+        for r in fetch(tenants, statement, [now, wanted, *params]):
+            result[r["code"]] = _figures(r)
+    return result
+
+
+def children_figures(tenants: Tenants, tenant: str, now: datetime, *,
+                     period: Period | None = None) -> tuple[CenterFigures, ...]:
+    """Each child center of ``tenant`` (retired ones too) with its subtree's figures."""
+    children = [c.code for c in tenants.registry.children(_code(tenant))]
+    figures = figures_for(tenants, children, now, period=period, subtree=True)
+    return tuple(CenterFigures(code, True, figures[code]) for code in children)
+
+
+def rollup(tenants: Tenants, tenant: str, now: datetime, *,
+           period: Period | None = None) -> Rollup:
+    """The subtree of ``tenant``: its total, the split by tier (which sums to the
+    total) and each child's subtree (a matter handed between two children counts
+    in both, so the children need not sum to the total)."""
+    period = period or Period()
+    code = _code(tenant)
+    scope, scope_params = scope_where(code, subtree=True)
+    where, params = period_where(period)
+    statement = SQL(
+        "SELECT length(tenant) AS digits, {figures} FROM {table} "
+        "WHERE {scope} AND {counted}{where} GROUP BY length(tenant)").format(
+        figures=FIGURES_SQL, table=view_table(code), scope=scope, counted=COUNTED, where=where)
+    rows = {r["digits"]: _figures(r)
+            for r in fetch(tenants, statement, [now, *scope_params, *params])}
+    centers = tenants.registry.subtree(code)
+    tiers = tuple(
+        TierFigures(tier, sum(1 for c in centers if c.tier is tier),
+                    rows.get(digits, Figures()))
+        for tier, digits in TIER_DIGITS.items() if digits >= len(code))
+    total = Figures(*(sum(getattr(t.figures, f) for t in tiers) for f in FIGURE_FIELDS))
+    return Rollup(code, period, total, tiers,
+                  children_figures(tenants, code, now, period=period))
+
+
+def view_position(tenants: Tenants, city: str) -> tuple[int, int]:
+    """(the last notification the city's case view covers, the log group's last
+    notification): how fresh the view is."""
+    schema = Identifier(log_group_schema(city_of(_code(city))))
+    statement = SQL(
+        "SELECT (SELECT max(notification_id) FROM {0}.tracking "
+        "WHERE application_name = %s) AS covered, "
+        "(SELECT max(notification_id) FROM {0}.events) AS last").format(schema)
+    rows = fetch(tenants, statement, [PROJECTOR])
+    return (rows[0]["covered"] or 0, rows[0]["last"] or 0) if rows else (0, 0)
+
+
+# -- SQL shared with projections.kpis -----------------------------------------------------
+
+TIER_DIGITS = {Tier.CITY: 4, Tier.COUNTY: 6, Tier.TOWNSHIP: 9, Tier.VILLAGE: 12}
+FIGURE_FIELDS = ("received", "open", "closed", "withdrawn", "resolved", "overdue")
+#: The cases a figure counts: merged duplicates and returned orders are not matters.
+COUNTED = SQL("status NOT IN ('merged', 'returned')")
+#: The figures of a group of counted rows; its one parameter is ``now``.
+FIGURES_SQL = SQL(
+    "count(*) AS received, "
+    "count(*) FILTER (WHERE is_open) AS open, "
+    "count(*) FILTER (WHERE status = 'closed') AS closed, "
+    "count(*) FILTER (WHERE status = 'withdrawn') AS withdrawn, "
+    "count(*) FILTER (WHERE outcome IS NOT NULL) AS resolved, "
+    "count(*) FILTER (WHERE is_open AND due_by < %s) AS overdue")
+
+
+def scope_where(scope: str, *, subtree: bool, matters: bool = True,
+                prefix: str = "") -> tuple[Composed, list[Any]]:
+    """The rows of a scope. With ``subtree`` and ``matters``, a case handed over
+    from a case inside the same subtree is left out (its origin counts)."""
+    tenant, origin = Identifier(*_qualified(prefix, "tenant")), \
+        Identifier(*_qualified(prefix, "origin_tenant"))
+    code = _code(scope)
+    if not subtree:
+        return SQL("{0} = %s").format(tenant), [code]
+    if not matters:
+        return SQL("{0} LIKE %s").format(tenant), [code + "%"]
+    return (SQL("{0} LIKE %s AND NOT coalesce({1} LIKE %s, false)").format(tenant, origin),
+            [code + "%", code + "%"])
+
+
+def period_where(period: Period, prefix: str = "") -> tuple[Composed, list[Any]]:
+    """`` AND received_at`` within the period (empty when it is open)."""
+    column = Identifier(*_qualified(prefix, "received_at"))
+    parts: list[Composable] = []
+    params: list[Any] = []
+    if period.start is not None:
+        parts.append(SQL(" AND {0} >= %s").format(column))
+        params.append(period.start)
+    if period.end is not None:
+        parts.append(SQL(" AND {0} < %s").format(column))
+        params.append(period.end)
+    return Composed(parts), params
+
+
+def fetch(tenants: Tenants, statement: SQL | Composed, params: Sequence[Any]) -> list[DictRow]:
+    """Rows of a statement on a log group; none if its view was never built."""
+    try:
+        with tenants.datastore.get_connection() as conn:
+            return conn.execute(statement, params).fetchall()
+    except (UndefinedTable, InvalidSchemaName):
+        return []
+    except ProgrammingError as e:
+        if isinstance(e.__cause__, (UndefinedTable, InvalidSchemaName)):
+            return []
+        raise
+
+
+def view_table(scope: str) -> Identifier:
+    """The case view of the scope's log group."""
+    return Identifier(log_group_schema(city_of(_code(scope))), TABLE)
+
+
+def _qualified(prefix: str, column: str) -> tuple[str, ...]:
+    return (prefix.rstrip("."), column) if prefix else (column,)
+
+
+def _code(scope: str) -> str:
+    """A center's code (4, 6, 9 or 12 digits), or ValidationError."""
+    tier_of(scope)
+    return scope
+
+
+def _figures(r: Mapping[str, Any]) -> Figures:
+    return Figures(*(int(r[f]) for f in FIGURE_FIELDS))
+
+
+# -- pages ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Order:
+    """A list's sort key: columns (all one direction) ending with case_id."""
+
+    columns: tuple[str, ...]
+    parse: tuple[Callable[[Any], Any], ...]
+    direction: Literal["ASC", "DESC"] = "ASC"
+    encode: tuple[Callable[[Any], Any], ...] = field(default=())
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _parse_time(value: Any) -> datetime:
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError("a naive time")
+    return parsed
+
+
+def _parse_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("not text")
+    return value
+
+
+ORDERS: dict[str, _Order] = {
+    "inbox": _Order(("received_at", "case_id"), (_parse_time, UUID), "ASC", (_iso, str)),
+    "board": _Order(("lead_ref", "received_at", "case_id"), (_parse_text, _parse_time, UUID),
+                    "ASC", (str, _iso, str)),
+    "due": _Order(("due_by", "case_id"), (_parse_time, UUID), "ASC", (_iso, str)),
+    "cases": _Order(("received_at", "case_id"), (_parse_time, UUID), "DESC", (_iso, str)),
+}
+
+
+def encode_cursor(kind: str, row: Mapping[str, Any]) -> str:
+    order = ORDERS[kind]
+    key = [enc(row[c]) for c, enc in zip(order.columns, order.encode, strict=True)]
+    raw = json.dumps([kind, *key], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str) -> list[Any]:
+    """The sort key a cursor holds; InvalidCursor unless this list handed it out."""
+    order = ORDERS[kind]
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+        if not isinstance(data, list) or data[0] != kind \
+                or len(data) != len(order.columns) + 1:
+            raise ValueError("not a cursor of this list")
+        return [parse(v) for parse, v in zip(order.parse, data[1:], strict=True)]
+    except (ValueError, TypeError, IndexError, binascii.Error, UnicodeDecodeError) as e:
+        raise InvalidCursor(f"not a cursor of this list: {cursor!r}") from e
+
+
+def filter_where(filters: CaseFilter) -> tuple[list[Composable], list[Any]]:
+    parts: list[Composable] = []
+    params: list[Any] = []
+    if filters.statuses:
+        parts.append(SQL("status = ANY(%s)"))
+        params.append([Status(s).value for s in filters.statuses])
+    if filters.category is not None:
+        parts.append(SQL("category = %s"))
+        params.append(filters.category)
+    if filters.severity is not None:
+        parts.append(SQL("severity = %s"))
+        params.append(Severity(filters.severity).value)
+    if filters.received_from is not None:
+        parts.append(SQL("received_at >= %s"))
+        params.append(filters.received_from)
+    if filters.received_to is not None:
+        parts.append(SQL("received_at < %s"))
+        params.append(filters.received_to)
+    if filters.assignee is not None:
+        parts.append(SQL("assignees @> ARRAY[%s]::text[]"))
+        params.append(filters.assignee)
+    return parts, params
+
+
+def _page(tenants: Tenants, kind: str, scope: str, subtree: bool,
+          filters: CaseFilter | None, first: int, after: str | None, *,
+          extra: Iterable[Composable], params: list[Any]) -> Page[CaseRow]:
+    if isinstance(first, bool) or not isinstance(first, int) or not 1 <= first <= MAX_FIRST:
+        raise ValidationError(f"first must be 1 to {MAX_FIRST}; got {first!r}")
+    order = ORDERS[kind]
+    scope_sql, scope_params = scope_where(scope, subtree=subtree, matters=False)
+    conditions: list[Composable] = [scope_sql, *extra]
+    values: list[Any] = [*scope_params, *params]
+    filter_sql, filter_params = filter_where(filters or CaseFilter())
+    conditions += filter_sql
+    values += filter_params
+    key = SQL(", ").join(Identifier(c) for c in order.columns)
+    if after is not None:
+        comparison = ">" if order.direction == "ASC" else "<"
+        conditions.append(SQL("({0}) {1} ({2})").format(
+            key, SQL(comparison), SQL(", ").join(SQL("%s") for _ in order.columns)))
+        values += decode_cursor(kind, after)
+    direction = SQL(f" {order.direction}")
+    statement = SQL("SELECT * FROM {0} WHERE {1} ORDER BY {2} LIMIT {3}").format(
+        view_table(scope), SQL(" AND ").join(conditions),
+        SQL(", ").join(Identifier(c) + direction for c in order.columns),
+        SQLLiteral(first + 1))
+    rows = fetch(tenants, statement, values)
+    has_next = len(rows) > first
+    rows = rows[:first]
+    end = encode_cursor(kind, rows[-1]) if rows else after
+    return Page(tuple(case_row(r) for r in rows), end, has_next)
+
+
+def _counts(value: Mapping[str, int] | None) -> tuple[UnitCount, ...]:
+    return tuple(UnitCount(k, int(v)) for k, v in sorted((value or {}).items()))
+
+
+def case_row(r: Mapping[str, Any]) -> CaseRow:
+    """A view row as a :class:`CaseRow`."""
+    return CaseRow(
+        case_id=r["case_id"], tenant=r["tenant"], case_number=r["case_number"],
+        channel=r["channel"], category=r["category"], summary=r["summary"],
+        status=Status(r["status"]), is_open=r["is_open"],
+        severity=Severity(r["severity"]) if r["severity"] else None, handling=r["handling"],
+        group_matter=r["group_matter"], received_at=r["received_at"],
+        round_started_at=r["round_started_at"], respond_by=r["respond_by"],
+        handle_by=r["handle_by"], due_by=r["due_by"], due_kind=r["due_kind"],
+        next_step_at=r["next_step_at"], lead_kind=r["lead_kind"], lead_ref=r["lead_ref"],
+        assignees=tuple(r["assignees"]), lead_accepted_at=r["lead_accepted_at"],
+        progress_reports=r["progress_reports"], last_progress_at=r["last_progress_at"],
+        resolved_at=r["resolved_at"], resolved_via=r["resolved_via"], outcome=r["outcome"],
+        court_reference=r["court_reference"], resolved_by=r["resolved_by"],
+        rejections=r["rejections"], closed_at=r["closed_at"], stars=r["stars"],
+        repeat_count=r["repeat_count"], repeat_against=r["repeat_against"],
+        refusals=_counts(r["refusals"]), breaches=_counts(r["breaches"]),
+        urgings=r["urgings"], last_instrument=r["last_instrument"],
+        last_urged_at=r["last_urged_at"], escalated_to=r["escalated_to"],
+        origin_case=r["origin_case"], origin_tenant=r["origin_tenant"],
+        origin_direction=r["origin_direction"], linked_cases=tuple(r["linked_cases"]),
+        merged_into=r["merged_into"], division=r["division"], lat=r["lat"], lon=r["lon"],
+        last_at=r["last_at"], version=r["version"],
+    )
+
+
+__all__ = [
+    "DEFAULT_FIRST",
+    "MAX_FIRST",
+    "CaseFilter",
+    "CaseRow",
+    "CenterFigures",
+    "Figures",
+    "InvalidCursor",
+    "Lane",
+    "Page",
+    "Period",
+    "Rollup",
+    "TierFigures",
+    "UnitCount",
+    "case_row",
+    "cases",
+    "cases_by_ids",
+    "children_figures",
+    "dispatch_board",
+    "dispatch_lanes",
+    "due_soon",
+    "figures_for",
+    "inbox",
+    "overdue",
+    "rollup",
+    "view_position",
+    "view_table",
+]
