@@ -1,1 +1,2 @@
-"""The GraphQL API (not built yet: see the GraphQL/projections issue)."""
+"""The API: GraphQL (``api.schema``, served by ``api.app.create_app``), Open311
+intake, authentication and authorization. See docs/api.md."""

@@ -1,0 +1,278 @@
+"""The API process: GraphQL, Open311 intake, health and readiness, telemetry.
+
+``create_app(tenants)`` builds the FastAPI application:
+
+- ``/graphql``: the schema of :mod:`api.schema` over HTTP (POST; GET for
+  queries, and GraphiQL in a browser when tokens are development tokens) and
+  over websockets (``graphql-transport-ws``; ``graphql-ws`` too). The bearer
+  token comes from the ``Authorization`` header, or for a websocket from the
+  ``connection_init`` payload ``{"Authorization": "Bearer ..."}``;
+- the Open311 GeoReport v2 intake at :data:`api.open311.PREFIX`;
+- ``/healthz``: the process is up; ``/readyz``: the database answers (else
+  503), with each city's projection lag;
+- an ASGI middleware that opens an OpenTelemetry server span per request (a
+  child of the caller's ``traceparent``) and records its latency in the
+  ``zongzhi.http.server.duration`` histogram.
+
+Run it with ``python -m api.app [--host H] [--port P]`` (servers as for every
+other zongzhi process: embedded ones, or ``ZONGZHI_DATABASE_URL``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from cross_web import HTTPException
+from fastapi import FastAPI, Response
+from opentelemetry import propagate
+from opentelemetry.metrics import Histogram, Meter
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import HTTPConnection, Request
+from starlette.websockets import WebSocket
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.fastapi import GraphQLRouter
+from strawberry.types import ExecutionResult
+
+from api.auth import AuthError, Principal, TokenService
+from api.authz import Authorizer, default_authorizer
+from api.context import Context, Services
+from api.errors import CODES, coded, log_unexpected
+from api.open311 import PREFIX, open311_router
+from api.schema import schema
+from api.subscriptions import CaseFeed
+from domain import Tier
+from domain.calendar import CHINA
+from projections.queries import view_position
+from tenants import telemetry
+from tenants.service import Tenants
+
+__all__ = ["GRAPHQL_PATH", "TelemetryMiddleware", "create_app", "main"]
+
+log = logging.getLogger(__name__)
+
+GRAPHQL_PATH = "/graphql"
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+# -- telemetry --------------------------------------------------------------------------
+
+
+class TelemetryMiddleware:
+    """One server span per HTTP request or websocket, continuing the caller's
+    trace (``traceparent``), and each HTTP request's latency in a histogram
+    (attributes: method, route template, status code)."""
+
+    def __init__(self, app: ASGIApp, meter: Meter | None = None) -> None:
+        self.app = app
+        self.latency: Histogram = (meter or telemetry.meter).create_histogram(
+            "zongzhi.http.server.duration", unit="s",
+            description="time to answer an HTTP request, by route and status")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope.get("type")
+        if kind not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
+                   for k, v in scope.get("headers") or []}
+        method = scope.get("method", "GET") if kind == "http" else "WEBSOCKET"
+        path = scope.get("path", "")
+        status = {"code": 500 if kind == "http" else 101}
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status["code"] = int(message["status"])
+            await send(message)
+
+        started = time.perf_counter()
+        with telemetry.tracer.start_as_current_span(
+                f"{method} {path}", context=propagate.extract(headers), kind=SpanKind.SERVER,
+                attributes={"http.request.method": method, "url.path": path},
+                record_exception=False, set_status_on_exception=False) as span:
+            try:
+                await self.app(scope, receive, sending)
+            except BaseException as e:
+                status["code"] = 500
+                span.record_exception(e)
+                span.set_status(Status(StatusCode.ERROR, type(e).__name__))
+                raise
+            finally:
+                route = scope.get("route")
+                template = getattr(route, "path", None) or "unmatched"
+                span.update_name(f"{method} {template}")
+                span.set_attribute("http.route", template)
+                if kind == "http":
+                    span.set_attribute("http.response.status_code", status["code"])
+                    if status["code"] >= 500:
+                        span.set_status(Status(StatusCode.ERROR))
+                    self.latency.record(time.perf_counter() - started, {
+                        "http.request.method": method, "http.route": template,
+                        "http.response.status_code": status["code"]})
+
+
+# -- GraphQL over HTTP and websockets -----------------------------------------------------
+
+
+def _bad_request(reason: str, status: int) -> Response:
+    body = {"data": None, "errors": [{"message": reason,
+                                      "extensions": {"code": "BAD_REQUEST"}}]}
+    return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+
+class Router(GraphQLRouter[Context, None]):
+    """Strawberry's router, with its plain-text refusals answered as GraphQL
+    errors (``BAD_REQUEST``) and the websocket token taken from
+    ``connection_init``."""
+
+    services: Services
+
+    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
+        try:
+            return await super().run(request, context, root_value)
+        except HTTPException as e:
+            return _bad_request(e.reason, e.status_code)
+
+    async def process_result(self, request: Any, result: ExecutionResult) -> Any:
+        """Every error coded, whatever path it took (the schema's ``ErrorCodes``
+        misses one: an exception raised outside the operation's extensions)."""
+        if result.errors:
+            log_unexpected([e for e in result.errors
+                            if (e.extensions or {}).get("code") not in CODES])
+            result.errors = [coded(e) for e in result.errors]
+        return await super().process_result(request, result)
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        params = context.connection_params if isinstance(context.connection_params, dict) \
+            else {}
+        header = next((v for k, v in params.items()
+                       if isinstance(k, str) and k.lower() == "authorization"), None)
+        if header is None:
+            return None  # keep what the upgrade request's header said, if anything
+        if not isinstance(header, str):
+            raise ConnectionRejectionError({"code": "TOKEN_INVALID"})
+        principal, error = await _authenticate(self.services.tokens, header)
+        context.authenticate(principal, error)
+        return None
+
+
+async def _authenticate(tokens: TokenService, header: str | None
+                        ) -> tuple[Principal | None, AuthError | None]:
+    if not header:
+        return None, AuthError("UNAUTHENTICATED", "a bearer token is required")
+    try:
+        return await run_in_threadpool(tokens.verify, header), None
+    except AuthError as e:
+        return None, e
+
+
+# -- health ---------------------------------------------------------------------------
+
+
+def _readiness(tenants: Tenants) -> tuple[int, dict[str, Any]]:
+    try:
+        with psycopg.connect(tenants.datastore.url, connect_timeout=3) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as e:
+        log.warning("readiness: the database does not answer: %s", e)
+        return 503, {"status": "unavailable", "database": "unreachable"}
+    lag: dict[str, dict[str, int]] = {}
+    for center in tenants.registry.all():
+        if center.tier is Tier.CITY:
+            covered, last = view_position(tenants, center.code)
+            lag[center.code] = {"covered": covered, "last": last, "lag": last - covered}
+    return 200, {"status": "ready", "database": "ok", "projections": {"case_view": lag}}
+
+
+# -- the application ----------------------------------------------------------------------
+
+
+def create_app(tenants: Tenants, *, tokens: TokenService | None = None,
+               authorizer: Authorizer | None = None, open311: bool = True,
+               clock: Callable[[], datetime] | None = None,
+               graphiql: bool | None = None) -> FastAPI:
+    """The API over ``tenants``. ``tokens`` default to ``TokenService.from_env``
+    (development tokens unless ``ZONGZHI_OIDC_ISSUER`` is set), ``authorizer`` to
+    the shipped policy, ``clock`` (business time of commands and of what is
+    overdue) to now in China time; GraphiQL is served in development only
+    unless ``graphiql`` says otherwise."""
+    telemetry.configure()
+    tokens = tokens or TokenService.from_env(tenants.registry)
+    feed = CaseFeed(tenants)
+    services = Services(tenants=tenants, tokens=tokens,
+                        authorizer=authorizer or default_authorizer(),
+                        clock=clock or (lambda: datetime.now(CHINA)), feed=feed)
+
+    async def context(connection: HTTPConnection) -> Context:
+        header = connection.headers.get("authorization")
+        if isinstance(connection, WebSocket) and not header:
+            return Context(services, None, None)  # the token comes with connection_init
+        principal, error = await _authenticate(tokens, header)
+        return Context(services, principal, error)
+
+    show_ide = (not tokens.settings.production) if graphiql is None else graphiql
+    router = Router(schema, context_getter=context,
+                    graphql_ide="graphiql" if show_ide else None)
+    router.services = services
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        await feed.close()
+
+    app = FastAPI(title="zongzhi", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
+    app.include_router(router, prefix=GRAPHQL_PATH)
+    if open311:
+        app.include_router(open311_router(tenants), prefix=PREFIX)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> Response:
+        status, body = await run_in_threadpool(_readiness, tenants)
+        return Response(json.dumps(body), status_code=status, media_type="application/json")
+
+    app.add_middleware(TelemetryMiddleware)
+    app.state.services = services
+    return app
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import uvicorn
+
+    from tenants.keys import load_master_key
+    from zongzhi.servers import Servers
+
+    p = argparse.ArgumentParser(prog="python -m api.app", description="serve the zongzhi API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    servers = Servers().start(nats=False)
+    tenants = Tenants(servers.database_url, load_master_key(servers.data_dir))
+    try:
+        uvicorn.run(create_app(tenants), host=args.host, port=args.port)
+        return 0
+    finally:
+        tenants.close()
+        servers.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,242 @@
+"""What one GraphQL document may ask for: depth, aliases, tokens and nodes.
+
+Every refusal is a validation error, answered before anything runs with
+``extensions.code`` ``BAD_REQUEST`` (see :mod:`api.errors`):
+
+- depth: at most :data:`MAX_DEPTH` nested selections (strawberry's
+  ``QueryDepthLimiter``; introspection fields are not counted);
+- aliases: at most :data:`MAX_ALIASES` (``MaxAliasesLimiter``);
+- tokens: at most :data:`MAX_TOKENS` lexical tokens (``MaxTokensLimiter``);
+- page sizes: every ``first`` (and ``top``) is 1 to :data:`MAX_FIRST`;
+- text: no string may hold a NUL character (PostgreSQL's text cannot, and a
+  case recorded with one could not be projected);
+- nodes: the estimated number of nodes the document can return, i.e. the sum,
+  over every paginated field, of the product of the page sizes from the root
+  down to it (a ``first`` not given counts as its default, a variable as its
+  value), is at most :data:`MAX_NODES`. Unpaginated lists of a case (its
+  timeline) count as :data:`LIST_WEIGHT` nodes each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    IntValueNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    StringValueNode,
+    ValidationContext,
+    VariableNode,
+)
+from strawberry.extensions import (
+    AddValidationRules,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+
+__all__ = [
+    "DEFAULT_FIRST",
+    "LIST_WEIGHT",
+    "MAX_ALIASES",
+    "MAX_DEPTH",
+    "MAX_FIRST",
+    "MAX_NODES",
+    "MAX_TOKENS",
+    "CostLimiter",
+    "DepthLimiter",
+    "estimate",
+    "limits",
+]
+
+MAX_DEPTH = 10
+MAX_ALIASES = 30
+MAX_TOKENS = 2000
+MAX_FIRST = 100
+MAX_NODES = 5000
+DEFAULT_FIRST = 20
+DEFAULT_TOP = 10
+#: Fields that return an unpaginated list whose length grows with a case's life.
+LIST_WEIGHT = 20
+WEIGHTED_LISTS = frozenset({"timeline", "accessLog", "units"})
+PAGE_ARGUMENTS = {"first": DEFAULT_FIRST, "top": DEFAULT_TOP}
+
+
+class CostError(Exception):
+    pass
+
+
+def _page(field: FieldNode, variables: Mapping[str, Any]) -> int | None:
+    """The page size a field asks for (None when it is not paginated)."""
+    for argument in field.arguments or ():
+        name = argument.name.value
+        if name not in PAGE_ARGUMENTS:
+            continue
+        node = argument.value
+        value: Any
+        if isinstance(node, IntValueNode):
+            value = int(node.value)
+        elif isinstance(node, VariableNode):
+            value = variables.get(node.name.value, PAGE_ARGUMENTS[name])
+        else:
+            return None  # not an Int: the schema's own validation refuses it
+        if isinstance(value, bool) or not isinstance(value, int):
+            return None
+        if not 1 <= value <= MAX_FIRST:
+            raise CostError(f"{name} must be 1 to {MAX_FIRST}; {field.name.value} asks for "
+                            f"{value}")
+        return value
+    if field.name.value in WEIGHTED_LISTS:
+        return LIST_WEIGHT
+    return None
+
+
+def _selections(selection_set: SelectionSetNode | None,
+                fragments: Mapping[str, FragmentDefinitionNode],
+                seen: frozenset[str]) -> Iterator[tuple[FieldNode, frozenset[str]]]:
+    for selection in selection_set.selections if selection_set else ():
+        if isinstance(selection, FieldNode):
+            yield selection, seen
+        elif isinstance(selection, InlineFragmentNode):
+            yield from _selections(selection.selection_set, fragments, seen)
+        elif isinstance(selection, FragmentSpreadNode):
+            name = selection.name.value
+            fragment = fragments.get(name)
+            if fragment is not None and name not in seen:
+                yield from _selections(fragment.selection_set, fragments, seen | {name})
+
+
+def _nodes(selection_set: SelectionSetNode | None, fragments: Mapping[str, FragmentDefinitionNode],
+           variables: Mapping[str, Any], multiplier: int, seen: frozenset[str]) -> int:
+    total = 0
+    for field, inside in _selections(selection_set, fragments, seen):
+        page = _page(field, variables)
+        below = multiplier * page if page else multiplier
+        if page:
+            total += below
+        total += _nodes(field.selection_set, fragments, variables, below, inside)
+        if total > MAX_NODES:
+            return total  # enough to refuse; do not walk a huge document to the end
+    return total
+
+
+def estimate(document: DocumentNode, variables: Mapping[str, Any] | None = None,
+             operation_name: str | None = None) -> int:
+    """The estimated nodes of the operation that would run (each operation's
+    maximum when none is named); ``CostError`` for a page size out of range."""
+    fragments = {d.name.value: d for d in document.definitions
+                 if isinstance(d, FragmentDefinitionNode)}
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)
+                  and (operation_name is None or (d.name and d.name.value == operation_name))]
+    return max((_nodes(op.selection_set, fragments, variables or {}, 1, frozenset())
+                for op in operations), default=0)
+
+
+def _cost_rule(variables: Mapping[str, Any], operation_name: str | None
+               ) -> type[ASTValidationRule]:
+    class CostRule(ASTValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            try:
+                nodes = estimate(context.document, variables, operation_name)
+            except CostError as e:
+                context.report_error(GraphQLError(str(e)))
+                return
+            if nodes > MAX_NODES:
+                context.report_error(GraphQLError(
+                    f"the query may return about {nodes} nodes; at most {MAX_NODES} are "
+                    "allowed: ask for smaller pages or fewer nested lists"))
+
+    return CostRule
+
+
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
+def _text_rule(variables: Mapping[str, Any]) -> type[ASTValidationRule]:
+    """No NUL character in any string: PostgreSQL's text cannot hold one, so a
+    case recorded with one could never be projected."""
+    class TextRule(ASTValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            if _has_nul(dict(variables)):
+                context.report_error(GraphQLError(NUL_MESSAGE))
+
+        def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+            if "\x00" in node.value:
+                self.report_error(GraphQLError(NUL_MESSAGE, node))
+
+    return TextRule
+
+
+NUL_MESSAGE = "strings may not contain the NUL character (U+0000)"
+
+
+class CostLimiter(SchemaExtension):
+    """Adds the page-size and node-count rule and the no-NUL rule, with this
+    request's variables."""
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        variables = context.variables if isinstance(context.variables, dict) else {}
+        context.validation_rules = (*context.validation_rules,
+                                    _cost_rule(variables, context.operation_name),
+                                    _text_rule(variables))
+        yield
+
+
+def _spreads(node: Any) -> Iterator[str]:
+    """The names of every fragment spread below ``node``."""
+    if isinstance(node, FragmentSpreadNode):
+        yield node.name.value
+    selection_set = getattr(node, "selection_set", None)
+    for selection in selection_set.selections if selection_set else ():
+        yield from _spreads(selection)
+
+
+class DepthLimiter(AddValidationRules):
+    """strawberry's ``QueryDepthLimiter``, which fails with a ``KeyError`` on a
+    spread of an unknown fragment: that document is left to graphql-core's own
+    ``KnownFragmentNames`` rule (a validation error) instead."""
+
+    def __init__(self, max_depth: int) -> None:
+        inner = QueryDepthLimiter(max_depth=max_depth).validation_rules[0]
+
+        class SafeDepthRule(ASTValidationRule):
+            def __init__(self, context: ValidationContext) -> None:
+                super().__init__(context)
+                definitions = context.document.definitions
+                known = {d.name.value for d in definitions
+                         if isinstance(d, FragmentDefinitionNode)}
+                if all(name in known for d in definitions for name in _spreads(d)):
+                    inner(context)  # checks the depth on construction
+
+        super().__init__([SafeDepthRule])
+
+
+def limits() -> list[Callable[[], SchemaExtension]]:
+    """Factories of the schema extensions that enforce every limit above (one
+    instance per request: extensions hold the request's execution context)."""
+    return [
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: DepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        CostLimiter,
+    ]
