@@ -1,0 +1,211 @@
+"""``zongzhi audit``: chain, checkpoint, verify, export, history, as-of, public-key.
+
+``verify`` exits with status 1 when the log does not verify, printing the
+first broken link; bad input exits with status 2 and one message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from audit.chain import AuditError, Chainer
+from audit.checkpoints import (
+    AUDIT_KEY,
+    load_signing_key,
+    parse_public_key,
+    public_key_text,
+    write_checkpoints,
+)
+from audit.history import case_as_of, history
+from audit.verify import Report, export_tenant, verify_file, verify_tenant
+from tenants.center import CaseNotFound
+
+NATS_URL = "ZONGZHI_NATS_URL"
+
+
+def _aware(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError("give a time zone, e.g. 2026-03-02T09:00+08:00")
+    return value
+
+
+def add_parser(sub: Any) -> None:
+    """Add ``audit`` and its actions to the ``zongzhi`` command line."""
+    audit = sub.add_parser("audit", help="tamper evidence: chain, checkpoints, verify, history")
+    actions = audit.add_subparsers(dest="action", required=True)
+
+    chain = actions.add_parser("chain", help="chain every event not chained yet")
+    chain.add_argument("--city", action="append", help="city (default: all)")
+    chain.add_argument("--follow", action="store_true",
+                       help="keep chaining as events arrive, until Ctrl-C")
+
+    checkpoint = actions.add_parser("checkpoint",
+                                    help="chain, then sign every tenant's head that moved")
+    checkpoint.add_argument("--city", action="append", help="city (default: all)")
+    checkpoint.add_argument("--witness", metavar="NATS_URL",
+                            help=f"publish to this NATS JetStream (default ${NATS_URL})")
+
+    verify = actions.add_parser("verify", help="verify a live tenant or an exported file")
+    what = verify.add_mutually_exclusive_group(required=True)
+    what.add_argument("--tenant", help="a center's code (reads the database)")
+    what.add_argument("--file", type=Path, help="an export (offline: no database)")
+    verify.add_argument("--witness", metavar="NATS_URL",
+                        help="also check against the checkpoints this witness holds")
+    verify.add_argument("--public-key", help="the published key (default: this deployment's)")
+
+    export = actions.add_parser("export", help="write a tenant's full log as one file")
+    export.add_argument("--tenant", required=True)
+    export.add_argument("--out", type=Path, required=True)
+
+    hist = actions.add_parser("history", help="a tenant's or a case's events: who, when, why")
+    which = hist.add_mutually_exclusive_group(required=True)
+    which.add_argument("--tenant")
+    which.add_argument("--case", type=UUID)
+    hist.add_argument("--since", type=_aware, help="recorded at or after (tz-aware)")
+    hist.add_argument("--until", type=_aware, help="recorded at or before (tz-aware)")
+    hist.add_argument("--type", action="append", default=[], help="event type, e.g. Triaged")
+    hist.add_argument("--actor", help="only events by this actor")
+    hist.add_argument("--limit", type=int)
+
+    as_of = actions.add_parser("as-of", help="a case as it stood at an instant")
+    as_of.add_argument("--case", type=UUID, required=True)
+    as_of.add_argument("--at", type=_aware, required=True, help="the instant (tz-aware)")
+
+    actions.add_parser("public-key", help="print this deployment's public key (publish it)")
+    audit.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return _ACTIONS[args.action](args)
+    except (AuditError, CaseNotFound, OSError) as e:
+        print(f"zongzhi: error: {e}", file=sys.stderr)
+        return 2
+
+
+def _data_dir() -> Path:
+    from zongzhi.servers import default_data_dir
+
+    return default_data_dir()
+
+
+def _public_key(args: argparse.Namespace, *, create: bool) -> Ed25519PublicKey | None:
+    if args.public_key:
+        return parse_public_key(args.public_key)
+    if not create and not os.environ.get(AUDIT_KEY) and not (_data_dir() / "audit.key").exists():
+        return None
+    return load_signing_key(_data_dir(), create=create).public_key()
+
+
+def _chain(args: argparse.Namespace) -> int:
+    from zongzhi.cli import _cities, _until_signalled, product
+
+    with product() as (_, tenants):
+        chainers = [Chainer(tenants, city) for city in _cities(tenants, args.city)]
+        for c in chainers:
+            print(f"audit chain {c.city}: {c.catch_up()} notifications chained", flush=True)
+        if args.follow:
+            stop = _until_signalled()
+            threads = [threading.Thread(target=c.run, args=(stop.is_set,), daemon=True)
+                       for c in chainers]
+            for t in threads:
+                t.start()
+            print(f"chaining {', '.join(c.city for c in chainers)}; stop with Ctrl-C",
+                  flush=True)
+            stop.wait()
+            for t in threads:
+                t.join()
+    return 0
+
+
+def _checkpoint(args: argparse.Namespace) -> int:
+    from zongzhi.cli import _cities, product
+
+    witness = args.witness or os.environ.get(NATS_URL) or None
+    with product() as (servers, tenants):
+        key = load_signing_key(servers.data_dir)
+        now = datetime.now(UTC)
+        for city in _cities(tenants, args.city):
+            chained = Chainer(tenants, city).catch_up()
+            made = write_checkpoints(tenants, city, now, key, witness)
+            print(f"audit checkpoint {city}: {chained} notifications chained, {len(made)} "
+                  f"tenants signed" + (f", published to {witness}" if witness and made else ""),
+                  flush=True)
+    return 0
+
+
+def _print(report: Report) -> int:
+    for line in report.lines():
+        print(line)
+    return 0 if report.ok else 1
+
+
+def _verify(args: argparse.Namespace) -> int:
+    if args.file is not None:
+        if not args.file.is_file():
+            raise AuditError(f"no such file: {args.file}")
+        return _print(verify_file(args.file, _public_key(args, create=False), args.witness))
+    from zongzhi.cli import product
+
+    with product() as (_, tenants):
+        key = _public_key(args, create=True)
+        assert key is not None
+        return _print(verify_tenant(tenants, args.tenant, key, args.witness))
+
+
+def _export(args: argparse.Namespace) -> int:
+    from zongzhi.cli import product
+
+    with product() as (servers, tenants):
+        key = load_signing_key(servers.data_dir).public_key()
+        count = export_tenant(tenants, args.tenant, args.out, key)
+    print(f"{args.out}: {count} events of {args.tenant} with their chain and checkpoints")
+    return 0
+
+
+def _history(args: argparse.Namespace) -> int:
+    from zongzhi.cli import product
+
+    with product() as (_, tenants):
+        for e in history(tenants, tenant=args.tenant, case_id=args.case, since=args.since,
+                         until=args.until, types=args.type, actor=args.actor,
+                         limit=args.limit):
+            print(e.line())
+    return 0
+
+
+def _as_of(args: argparse.Namespace) -> int:
+    from zongzhi.cli import product
+
+    with product() as (_, tenants):
+        case = case_as_of(tenants, args.case, args.at)
+        if case is None:
+            print(f"case {args.case} did not exist yet at {args.at.isoformat()}")
+            return 0
+        severity = case.severity.value if case.severity else "-"
+        print(f"{case.case_number} as of {args.at.isoformat()}: version {case.version}, "
+              f"status {case.status.value}, severity {severity}, last business time "
+              f"{case.last_at.isoformat()}, outcome {case.outcome or '-'}")
+    return 0
+
+
+def _public(args: argparse.Namespace) -> int:
+    print(public_key_text(load_signing_key(_data_dir()).public_key()))
+    return 0
+
+
+_ACTIONS = {"chain": _chain, "checkpoint": _checkpoint, "verify": _verify, "export": _export,
+            "history": _history, "as-of": _as_of, "public-key": _public}
+
+
+__all__ = ["add_parser", "run"]
