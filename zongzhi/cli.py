@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 from domain import DomainError, Tier
 from tenants.calendar import read_schedule
@@ -50,8 +51,24 @@ def cmd_demo(args: argparse.Namespace) -> None:
     with product(keep_servers=args.keep_servers) as (servers, tenants):
         print(f"PostgreSQL: {servers.database_url}")
         demo.run(tenants, args.divisions, args.city, args.cases, args.seed)
+        if args.serve:
+            from zongzhi.serve import demo_tokens, serve
+
+            print("\nDevelopment tokens (send as 'Authorization: Bearer <token>'):")
+            for who, token in demo_tokens(tenants, args.city):
+                print(f"  {who}:\n    {token}")
+            print("Serving until Ctrl-C.", flush=True)
+            serve(tenants, [args.city], args.host, args.port, data_dir=servers.data_dir)
         if args.keep_servers:
             print("Servers left running; stop them with: zongzhi servers stop")
+
+
+def cmd_serve(args: argparse.Namespace) -> None:
+    from zongzhi.serve import serve
+
+    with product() as (servers, tenants):
+        serve(tenants, _cities(tenants, args.city), args.host, args.port,
+              data_dir=servers.data_dir)
 
 
 def cmd_servers(args: argparse.Namespace) -> None:
@@ -153,6 +170,81 @@ def cmd_scheduler(args: argparse.Namespace) -> None:
                 return
 
 
+def cmd_token(args: argparse.Namespace) -> None:
+    """A signed development token (verification checks the registry on every use)."""
+    from datetime import timedelta
+
+    from api.auth import AuthConfigError, TokenService, TokenSettings
+
+    if args.ttl_hours <= 0:
+        raise UsageError("--ttl-hours must be positive")
+    try:
+        settings = TokenSettings.from_env(default_data_dir())
+        if settings.production:
+            raise UsageError("ZONGZHI_OIDC_ISSUER is set: tokens come from the OIDC provider")
+        service = TokenService(settings, centers=_NoRegistry())
+    except AuthConfigError as e:
+        raise UsageError(str(e)) from e
+    print(service.issue(args.tenant, args.role, subject=args.subject, name=args.name,
+                        unit=args.unit, grid=args.grid,
+                        ttl=timedelta(hours=args.ttl_hours)))
+
+
+class _NoRegistry:
+    """Issuing needs no registry (only verification looks centers up)."""
+
+    def get(self, code: str) -> NoReturn:
+        raise LookupError(code)
+
+
+def cmd_open311(args: argparse.Namespace) -> None:
+    from api.open311 import Open311Keys
+
+    with product() as (_, tenants):
+        keys = Open311Keys(tenants)
+        if args.action == "issue-key":
+            try:
+                key = keys.issue_key(args.target, args.label)
+            except ValueError as e:
+                raise UsageError(str(e)) from None
+            print(key)
+            print(f"Open311 key for {args.target} ({args.label.strip()}): shown once, only its "
+                  "hash is kept", file=sys.stderr)
+        elif args.action == "revoke-key":
+            revoked = keys.revoke_key(args.target)
+            if revoked is None:
+                raise UsageError("no live Open311 key matches: never issued, already revoked, "
+                                 "or the key id is ambiguous")
+            print(f"revoked Open311 key {revoked.key_id} of {revoked.tenant} ({revoked.label})")
+        elif args.action == "list-keys":
+            tenants.registry.get(args.target)  # an unknown code is an error, not an empty list
+            for k in keys.list_keys(args.target):
+                state = f"revoked {k.revoked_at:%Y-%m-%d}" if k.revoked_at else "live"
+                print(f"{k.key_id}  {k.created_at:%Y-%m-%d}  {state:<18}{k.label}")
+
+
+def cmd_projections(args: argparse.Namespace) -> None:
+    from projections import runner
+
+    with product() as (_, tenants):
+        cities = _cities(tenants, args.city)
+        if args.action in ("rebuild", "catch-up"):
+            work = runner.rebuild_all if args.action == "rebuild" else runner.catch_up_all
+            for done in work(tenants, cities):
+                print(f"{done.projector} {done.city}: {done.notifications} notifications "
+                      f"{'projected' if args.action == 'rebuild' else 'caught up'}", flush=True)
+            return
+        stop = _until_signalled()
+        started = threading.Event()
+        follower = threading.Thread(target=runner.run_all, args=(tenants, stop.is_set, cities),
+                                    kwargs={"started": started})
+        follower.start()
+        started.wait()
+        print(f"projecting {', '.join(cities)}; stop with Ctrl-C", flush=True)
+        stop.wait()
+        follower.join()
+
+
 def _aware(text: str) -> datetime:
     value = datetime.fromisoformat(text)
     if value.tzinfo is None:
@@ -170,7 +262,17 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=7)
     demo.add_argument("--divisions", type=Path, default=DIVISIONS)
     demo.add_argument("--keep-servers", action="store_true")
+    demo.add_argument("--no-serve", dest="serve", action="store_false",
+                      help="print the summary and exit instead of serving the API")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
     demo.set_defaults(run=cmd_demo)
+
+    serve = sub.add_parser("serve", help="serve the API with projectors, router and clock")
+    serve.add_argument("--city", action="append", help="city to serve (default: all)")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(run=cmd_serve)
 
     servers = sub.add_parser("servers", help="start or stop the embedded servers")
     servers.add_argument("action", choices=["start", "stop"])
@@ -202,6 +304,34 @@ def parser() -> argparse.ArgumentParser:
     scheduler.add_argument("--once", action="store_true", help="one tick, then exit")
     scheduler.add_argument("--every", type=float, default=60.0, help="seconds between ticks")
     scheduler.set_defaults(run=cmd_scheduler)
+
+    token = sub.add_parser("token", help="print a signed development token")
+    token.add_argument("--tenant", required=True, help="the center's code (auditors: a province)")
+    token.add_argument("--role", action="append", required=True,
+                       help="clerk, dispatcher, unit-officer, grid-worker, director, inspector,"
+                            " auditor (repeat for several)")
+    token.add_argument("--subject", help="the sub claim (default derived from role and tenant)")
+    token.add_argument("--name", help="display name")
+    token.add_argument("--unit", help="a unit officer's unit (its assignee ref)")
+    token.add_argument("--grid", help="a grid worker's assignee ref (default: the subject)")
+    token.add_argument("--ttl-hours", type=float, default=12.0)
+    token.set_defaults(run=cmd_token)
+
+    open311 = sub.add_parser("open311", help="API keys of the Open311 citizen intake")
+    open311.add_argument("action", choices=["issue-key", "revoke-key", "list-keys"])
+    open311.add_argument("target", nargs="?",
+                         help="center code (issue-key, list-keys); key or key id (revoke-key)")
+    open311.add_argument("--label", help="the client app the key is for (issue-key)")
+    open311.set_defaults(run=cmd_open311)
+
+    projections = sub.add_parser("projections", help="rebuild or follow the read models")
+    projections.add_argument("action", choices=["rebuild", "catch-up", "run"])
+    projections.add_argument("--city", action="append", help="city (default: all)")
+    projections.set_defaults(run=cmd_projections)
+
+    from audit.command import add_parser as add_audit_parser
+
+    add_audit_parser(sub)
     return p
 
 
@@ -211,13 +341,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail("shred-key needs the center's code")
     if args.command == "calendar" and args.action == "load" and args.file is None:
         return _fail("calendar load needs a schedule file")
+    if args.command == "open311" and not args.target:
+        return _fail(f"open311 {args.action} needs "
+                     + ("a key or key id" if args.action == "revoke-key" else "a center code"))
+    if args.command == "open311" and args.action == "issue-key" and not args.label:
+        return _fail("open311 issue-key needs --label naming the client app")
     if args.command == "demo" and args.cases < 1:
         return _fail("--cases must be at least 1")
     try:
-        args.run(args)
+        status = args.run(args)  # ``audit verify`` returns 1 when the log does not verify
     except (UsageError, DomainError, UnknownTenant, ServerError, KeyringError) as e:
         return _fail(str(e))
-    return 0
+    return int(status or 0)
 
 
 def _fail(message: str) -> int:

@@ -14,7 +14,9 @@ from zongzhi.servers import DATABASE_URL
 
 @pytest.fixture
 def configured(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(DATABASE_URL, database_url)
+    # Its own connection string: a command closes its pool at exit, which must not be the
+    # pool the session's other tests share for ``database_url``.
+    monkeypatch.setenv(DATABASE_URL, f"{database_url} application_name=zongzhi-cli-test")
     monkeypatch.setenv("ZONGZHI_DATA_DIR", str(tmp_path / "data"))
 
 
@@ -41,7 +43,7 @@ def test_missing_arguments_and_unknown_codes_exit_2(
 def test_the_demo_drives_cases_and_prints_a_summary_per_tier(
         configured: None, city: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     write_divisions(tmp_path / "div", city, counties=2, townships=2, villages=3)
-    assert main(["demo", "--city", city, "--cases", "40", "--divisions",
+    assert main(["demo", "--city", city, "--cases", "40", "--no-serve", "--divisions",
                  str(tmp_path / "div")]) == 0
     out = capsys.readouterr().out
     assert "Drove 40 cases" in out and "0 commands refused" in out
