@@ -119,7 +119,9 @@ def cmd_calendar(args: argparse.Namespace) -> None:
 
 
 def _cities(tenants: Tenants, wanted: list[str] | None) -> list[str]:
-    cities = wanted or [c.code for c in tenants.registry.all() if c.tier is Tier.CITY]
+    from projections.runner import cities_of
+
+    cities = cities_of(tenants, wanted)
     for code in cities:
         if tenants.registry.get(code).tier is not Tier.CITY:
             raise UsageError(f"{code} is not a city: flows follow a city's log group")

@@ -68,3 +68,17 @@ def test_servers_stop_stops_the_embedded_servers_and_starts_nothing(
         psycopg.connect(running.database_url, connect_timeout=2)
     assert main(["servers", "stop"]) == 0  # nothing running: still fine, nothing started
     assert not (tmp_path / "data" / "nats.pid").exists()
+
+
+def test_the_workers_refuse_a_code_that_is_not_a_registered_city(
+        configured: None, city_tree: dict[str, list[str]],
+        capsys: pytest.CaptureFixture[str]) -> None:
+    county = city_tree["county"][0]
+    for command in (["router", "--once"], ["scheduler", "--once"]):
+        assert main([*command, "--city", county]) == 2
+        assert f"{county} is not a city" in capsys.readouterr().err
+        assert main([*command, "--city", "1998"]) == 2
+        assert "no center is registered under code '1998'" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: a time without a zone is ambiguous
+        main(["scheduler", "--once", "--at", "2026-03-02T09:00"])
+    assert "give a time zone" in capsys.readouterr().err
