@@ -1,0 +1,105 @@
+"""What crosses NATS between the vision workers and the alert service.
+
+Detections: one message per analysed frame, on
+``zz.detections.<city>.<tenant>.<camera>``, with ``Nats-Msg-Id`` set to
+``<camera>:<seq>`` so that JetStream drops a republished frame (the stream's
+duplicate window) and a consumer can tell a redelivery by its id.
+
+Alerts: one message per raised (or re-counted) alert, on
+``zz.alerts.<kind>.<city>.<county>.<township>.<village>`` where the tier
+segments below the alert's tenant are ``_``; a subscriber narrows to a
+subtree and kind with wildcards, e.g. ``zz.alerts.*.3301.330102.>``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+__all__ = [
+    "ALERTS_STREAM",
+    "DETECTIONS_STREAM",
+    "Detection",
+    "FrameDetections",
+    "MessageError",
+    "detection_msg_id",
+    "detections_subject",
+]
+
+DETECTIONS_STREAM = "ZZ_DETECTIONS"
+DETECTIONS_SUBJECTS = "zz.detections.>"
+ALERTS_STREAM = "ZZ_ALERTS"
+ALERTS_SUBJECTS = "zz.alerts.>"
+
+
+class MessageError(ValueError):
+    """A message that does not follow this contract."""
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One object found in a frame; the box is normalised to 0..1 (x1, y1, x2, y2)."""
+
+    label: str
+    score: float
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
+class FrameDetections:
+    """Everything one model found in one frame of one camera."""
+
+    camera: str
+    tenant: str  # the camera's center (division code)
+    seq: int  # the frame's number in this camera's stream, from 0
+    at: datetime  # when the frame was captured, tz-aware
+    width: int
+    height: int
+    model: str  # e.g. "ssdlite-person", "yolov3-tiny"
+    inference_ms: float
+    detections: tuple[Detection, ...] = field(default_factory=tuple)
+
+    def encode(self) -> bytes:
+        body = asdict(self)
+        body["at"] = self.at.isoformat()
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> FrameDetections:
+        try:
+            body = json.loads(data)
+            at = datetime.fromisoformat(body["at"])
+            if at.tzinfo is None:
+                raise MessageError("a frame's time must carry its zone")
+            return cls(
+                camera=str(body["camera"]), tenant=str(body["tenant"]), seq=int(body["seq"]),
+                at=at, width=int(body["width"]), height=int(body["height"]),
+                model=str(body["model"]), inference_ms=float(body["inference_ms"]),
+                detections=tuple(
+                    Detection(str(d["label"]), float(d["score"]),
+                              (float(d["box"][0]), float(d["box"][1]),
+                               float(d["box"][2]), float(d["box"][3])))
+                    for d in body["detections"]
+                ),
+            )
+        except MessageError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError) as e:
+            raise MessageError(f"not a detections message: {e!r}") from e
+
+    @property
+    def msg_id(self) -> str:
+        return detection_msg_id(self.camera, self.seq)
+
+    @property
+    def subject(self) -> str:
+        return detections_subject(self.tenant, self.camera)
+
+
+def detection_msg_id(camera: str, seq: int) -> str:
+    return f"{camera}:{seq}"
+
+
+def detections_subject(tenant: str, camera: str) -> str:
+    return f"zz.detections.{tenant[:4]}.{tenant}.{camera}"
