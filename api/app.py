@@ -184,8 +184,9 @@ async def _authenticate(tokens: TokenService, header: str | None
 
 def _readiness(tenants: Tenants) -> tuple[int, dict[str, Any]]:
     try:
-        with psycopg.connect(tenants.datastore.url, connect_timeout=3) as conn:
-            conn.execute("SELECT 1")
+        for datastore in tenants.datastores():
+            with psycopg.connect(datastore.url, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
     except psycopg.Error as e:
         log.warning("readiness: the database does not answer: %s", e)
         return 503, {"status": "unavailable", "database": "unreachable"}
@@ -265,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     servers = Servers().start(nats=False)
-    tenants = Tenants(servers.database_url, load_master_key(servers.data_dir))
+    tenants = Tenants.from_env(servers.database_url, load_master_key(servers.data_dir))
     try:
         uvicorn.run(create_app(tenants), host=args.host, port=args.port)
         return 0

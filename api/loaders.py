@@ -77,7 +77,7 @@ def load_case_records(tenants: Tenants, ids: Sequence[UUID]) -> list[CaseRecord 
             "ON e.originator_id = w.id AND e.tenant = w.tenant "
             "ORDER BY e.originator_id, e.originator_version").format(
             Identifier(log_group_schema(city)))
-        with tenants.datastore.get_connection() as conn:
+        with tenants.datastore_for(city).get_connection() as conn:
             rows = conn.execute(statement, ([p[0] for p in pairs],
                                             [p[1] for p in pairs])).fetchall()
         streams: dict[UUID, list[Any]] = defaultdict(list)

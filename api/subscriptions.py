@@ -151,7 +151,7 @@ class CaseFeed:
         while followed.subscribers:
             try:
                 async with await psycopg.AsyncConnection.connect(
-                        self.tenants.datastore.url, autocommit=True) as conn:
+                        self.tenants.datastore_for(followed.city).url, autocommit=True) as conn:
                     await conn.execute(SQL("LISTEN {0}").format(Identifier(channel)))
                     while followed.subscribers:
                         await self._drain(followed)

@@ -169,7 +169,7 @@ def write_checkpoints(tenants: Tenants, city: str, at: datetime, key: Ed25519Pri
     checkpoint; store them, then publish them to the witness at ``nats_url``."""
     Chainer(tenants, city)  # the tables exist
     schema = Identifier(log_group_schema(city))
-    with tenants.datastore.transaction(commit=True) as curs:
+    with tenants.datastore_for(city).transaction(commit=True) as curs:
         heads = curs.execute(SQL(
             "SELECT h.tenant, h.position, h.hash FROM {0}.audit_heads h WHERE NOT EXISTS "
             "(SELECT 1 FROM {0}.audit_checkpoints c WHERE c.tenant = h.tenant "

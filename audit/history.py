@@ -125,7 +125,8 @@ def history(tenants: Tenants, *, tenant: str | None = None, case_id: UUID | None
         statement += SQL(" ORDER BY tenant_position")
     wanted = set(types)
     found: list[Entry] = []
-    with tenants.datastore.get_connection() as conn, conn.transaction(), conn.cursor(
+    store = tenants.datastore_for(tenant[:4])
+    with store.get_connection() as conn, conn.transaction(), conn.cursor(
             name="audit_history", row_factory=tuple_row, binary=True) as cur:
         cur.itersize = 2000
         cur.execute(statement, {"tenant": tenant, "case": case_id})
@@ -177,7 +178,8 @@ def case_as_of(tenants: Tenants, case_id: UUID, instant: datetime) -> Case | Non
 
 def _streams(tenants: Tenants, tenant: str) -> Iterator[tuple[UUID, list[StoredEvent]]]:
     schema = Identifier(log_group_schema(tenant[:4]))
-    with tenants.datastore.get_connection() as conn, conn.transaction(), conn.cursor(
+    store = tenants.datastore_for(tenant[:4])
+    with store.get_connection() as conn, conn.transaction(), conn.cursor(
             name="audit_as_of", row_factory=tuple_row, binary=True) as cur:
         cur.itersize = 2000
         cur.execute(SQL("SELECT originator_id, originator_version, topic, state FROM {0}.events "

@@ -568,7 +568,7 @@ def verify_tenant(tenants: Tenants, tenant: str, key: Ed25519PublicKey,
     schema = log_group_schema(tenant[:4])
     held = witness_checkpoints(witness, tenant) if isinstance(witness, str) else witness
     report = Report(tenant, "database")
-    with tenants.datastore.get_connection() as conn, conn.transaction():
+    with tenants.datastore_for(tenant[:4]).get_connection() as conn, conn.transaction():
         _snapshot(conn)
         (end, count), checkpoints, violations, upto = _side_tables(conn, schema, tenant)
         source = Source(end, count, lambda: _prefetched(conn, schema, tenant),
@@ -593,7 +593,7 @@ def export_tenant(tenants: Tenants, tenant: str, path: Path, key: Ed25519PublicK
     tenants.registry.get(tenant)
     schema = log_group_schema(tenant[:4])
     count = 0
-    with tenants.datastore.get_connection() as conn, conn.transaction():
+    with tenants.datastore_for(tenant[:4]).get_connection() as conn, conn.transaction():
         _snapshot(conn)
         _, checkpoints, violations, upto = _side_tables(conn, schema, tenant)
         chain = load_chain(conn, schema, tenant)

@@ -127,7 +127,7 @@ class Router:
                     time.sleep(0.1)
 
     def _follow(self, stop: Callable[[], bool], idle_wait: float) -> None:
-        with listening(self.tenants.datastore.url, self.channel) as wait:
+        with listening(self.tenants.datastore_for(self.city).url, self.channel) as wait:
             parents: list[str] = []  # trace contexts of the writes that woke us
             while not stop():
                 if parents:

@@ -130,7 +130,7 @@ class Projector:
     def run(self, stop: Callable[[], bool], idle_wait: float = 1.0) -> None:
         """Project as events arrive (NOTIFY), catching up after every wake-up."""
         _following.add(self)
-        with listening(self.tenants.datastore.url, self.channel) as wait:
+        with listening(self.tenants.datastore_for(self.city).url, self.channel) as wait:
             parents: list[str] = []  # trace contexts of the writes that woke us
             while not stop():
                 if parents:

@@ -257,7 +257,7 @@ def dispatch_lanes(tenants: Tenants, tenant: str, now: datetime) -> tuple[Lane, 
         "FROM {0} WHERE tenant = %s AND status IN ('dispatched', 'accepted') "
         "AND lead_ref IS NOT NULL AND coalesce(origin_direction, '') <> 'up' "
         "GROUP BY lead_ref ORDER BY lead_ref").format(view_table(tenant))
-    rows = fetch(tenants, statement, [now, tenant])
+    rows = fetch(tenants, tenant, statement, [now, tenant])
     return tuple(Lane(r["lead_ref"], r["kind"], r["dispatched"], r["accepted"], r["overdue"])
                  for r in rows)
 
@@ -299,7 +299,7 @@ def cases_by_ids(tenants: Tenants, ids: Sequence[UUID]) -> list[CaseRow | None]:
     found: dict[UUID, CaseRow] = {}
     for city, wanted in by_city.items():
         statement = SQL("SELECT * FROM {0} WHERE case_id = ANY(%s)").format(view_table(city))
-        for r in fetch(tenants, statement, [wanted]):
+        for r in fetch(tenants, city, statement, [wanted]):
             found[r["case_id"]] = case_row(r)
     return [found.get(case_id) for case_id in ids]
 
@@ -317,7 +317,10 @@ def figures_for(tenants: Tenants, codes: Sequence[str], now: datetime, *,
     for code in dict.fromkeys(codes):
         by_city[city_of(_code(code))].append(code)
     for city, wanted in by_city.items():
-        condition = (SQL("c.tenant LIKE s.code || '%%' AND NOT coalesce("
+        # A range, not ``LIKE s.code || '%'``: a prefix that is not a constant
+        # cannot use the (tenant, ...) indexes; under "C" collation every code
+        # starting with s.code lies in [s.code, s.code || ':') (':' follows '9').
+        condition = (SQL("c.tenant >= s.code AND c.tenant < s.code || ':' AND NOT coalesce("
                          "c.origin_tenant LIKE s.code || '%%', false)") if subtree
                      else SQL("c.tenant = s.code"))
         where, params = period_where(period, "c.")
@@ -326,7 +329,7 @@ def figures_for(tenants: Tenants, codes: Sequence[str], now: datetime, *,
             "JOIN {table} c ON {condition} AND {counted}{where} GROUP BY s.code").format(
             figures=FIGURES_SQL, table=view_table(city), condition=condition,
             counted=COUNTED, where=where)
-        for r in fetch(tenants, statement, [now, wanted, *params]):
+        for r in fetch(tenants, city, statement, [now, wanted, *params]):
             result[r["code"]] = _figures(r)
     return result
 
@@ -353,7 +356,7 @@ def rollup(tenants: Tenants, tenant: str, now: datetime, *,
         "WHERE {scope} AND {counted}{where} GROUP BY length(tenant)").format(
         figures=FIGURES_SQL, table=view_table(code), scope=scope, counted=COUNTED, where=where)
     rows = {r["digits"]: _figures(r)
-            for r in fetch(tenants, statement, [now, *scope_params, *params])}
+            for r in fetch(tenants, code, statement, [now, *scope_params, *params])}
     centers = tenants.registry.subtree(code)
     tiers = tuple(
         TierFigures(tier, sum(1 for c in centers if c.tier is tier),
@@ -372,7 +375,7 @@ def view_position(tenants: Tenants, city: str) -> tuple[int, int]:
         "SELECT (SELECT max(notification_id) FROM {0}.tracking "
         "WHERE application_name = %s) AS covered, "
         "(SELECT max(notification_id) FROM {0}.events) AS last").format(schema)
-    rows = fetch(tenants, statement, [PROJECTOR])
+    rows = fetch(tenants, city, statement, [PROJECTOR])
     return (rows[0]["covered"] or 0, rows[0]["last"] or 0) if rows else (0, 0)
 
 
@@ -421,10 +424,12 @@ def period_where(period: Period, prefix: str = "") -> tuple[Composed, list[Any]]
     return Composed(parts), params
 
 
-def fetch(tenants: Tenants, statement: SQL | Composed, params: Sequence[Any]) -> list[DictRow]:
-    """Rows of a statement on a log group; none if its view was never built."""
+def fetch(tenants: Tenants, scope: str, statement: SQL | Composed,
+          params: Sequence[Any]) -> list[DictRow]:
+    """Rows of a statement on the log group of ``scope`` (on the server that
+    holds it); none if its view was never built."""
     try:
-        with tenants.datastore.get_connection() as conn:
+        with tenants.datastore_for(city_of(_code(scope))).get_connection() as conn:
             return conn.execute(statement, params).fetchall()
     except (UndefinedTable, InvalidSchemaName):
         return []
@@ -560,7 +565,7 @@ def _page(tenants: Tenants, kind: str, scope: str, subtree: bool,
         view_table(scope), SQL(" AND ").join(conditions),
         SQL(", ").join(Identifier(c) + direction for c in order.columns),
         SQLLiteral(first + 1))
-    rows = fetch(tenants, statement, values)
+    rows = fetch(tenants, scope, statement, values)
     has_next = len(rows) > first
     rows = rows[:first]
     end = encode_cursor(kind, rows[-1]) if rows else after

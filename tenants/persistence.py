@@ -18,6 +18,7 @@ own extension points (``InfrastructureFactory`` and recorder subclasses):
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -53,6 +54,10 @@ from domain.codes import tenant_of
 from tenants.telemetry import traceparent, tracer
 
 DATABASE_URL = "ZONGZHI_DATABASE_URL"
+#: JSON object naming the server of some cities' log groups, e.g.
+#: ``{"3305": "postgresql://...", "3306": "postgresql://..."}``; every other log
+#: group, the registry and the keys live on ``ZONGZHI_DATABASE_URL``.
+PLACEMENT = "ZONGZHI_PLACEMENT"
 POOL_SIZE = "ZONGZHI_POOL_SIZE"
 TENANT = "ZONGZHI_TENANT"
 LOG_GROUP = "ZONGZHI_LOG_GROUP"
@@ -60,6 +65,27 @@ DEFAULT_POOL_SIZE = 10
 ANY_TENANT = "*"  # a recorder that writes for whichever tenant each stream id names
 READER_ROLE = "zongzhi_reader"
 SCOPE_SETTING = "zongzhi.scope"
+
+
+def parse_placement(text: str | None) -> dict[str, str]:
+    """The placement a ``ZONGZHI_PLACEMENT`` value names: city code -> database URL."""
+    if not text:
+        return {}
+    try:
+        value = json.loads(text)
+    except ValueError as e:
+        raise OSError(f"{PLACEMENT} is not JSON: {e}") from e
+    if not isinstance(value, dict) or not all(
+            isinstance(k, str) and len(k) == 4 and k.isdigit() and isinstance(v, str) and v
+            for k, v in value.items()):
+        raise OSError(f"{PLACEMENT} must map 4-digit city codes to database URLs, "
+                      f"e.g. {{\"3305\": \"postgresql://...\"}}")
+    return value
+
+
+def placed_url(url: str, placement: dict[str, str], log_group: str) -> str:
+    """The database holding ``log_group``: its city's placed server, else ``url``."""
+    return placement.get(log_group, url)
 
 
 def log_group_schema(log_group: str) -> str:
@@ -431,6 +457,7 @@ class Factory(InfrastructureFactory[PostgresTrackingRecorder]):
         if not log_group:
             raise OSError(f"neither {TENANT} nor {LOG_GROUP} is set")
         pool_size = int(self.env.get(POOL_SIZE) or DEFAULT_POOL_SIZE)
+        url = placed_url(url, parse_placement(self.env.get(PLACEMENT)), log_group)
         self.shared = SharedDatastore.for_url(url, pool_size)
         self.datastore = SchemaView(self.shared, log_group_schema(log_group))
 
@@ -505,6 +532,7 @@ class Factory(InfrastructureFactory[PostgresTrackingRecorder]):
 
 __all__ = [
     "ANY_TENANT",
+    "PLACEMENT",
     "Factory",
     "SchemaView",
     "SharedDatastore",
@@ -512,4 +540,6 @@ __all__ = [
     "TenantRecorder",
     "TrackingRecorder",
     "log_group_schema",
+    "parse_placement",
+    "placed_url",
 ]

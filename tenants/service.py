@@ -8,10 +8,14 @@ cache bounds memory, not latency; connections never grow with tenants.
 
 from __future__ import annotations
 
+import json
+import os
 import threading
 from collections import OrderedDict
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from domain import WorkingCalendar
 from tenants import persistence
@@ -26,18 +30,45 @@ DEFAULT_CACHE_SIZE = 256
 class Tenants:
     def __init__(self, database_url: str, master_key: bytes, *,
                  pool_size: int = persistence.DEFAULT_POOL_SIZE,
-                 cache_size: int = DEFAULT_CACHE_SIZE) -> None:
+                 cache_size: int = DEFAULT_CACHE_SIZE,
+                 placement: Mapping[str, str] | None = None) -> None:
+        """``placement`` puts some cities' log groups (and their read models) on
+        other servers; the registry, the keys and every other city stay on
+        ``database_url`` (see docs/scaling.md)."""
+        self.placement = dict(placement or {})
+        persistence.parse_placement(json.dumps(self.placement))  # validates
         self.env = {
             "PERSISTENCE_MODULE": persistence.__name__,
             persistence.DATABASE_URL: database_url,
             persistence.POOL_SIZE: str(pool_size),
+            persistence.PLACEMENT: json.dumps(self.placement),
         }
+        self._pool_size = pool_size
         self.datastore = SharedDatastore.for_url(database_url, pool_size)
         self.keyring = Keyring(self.datastore, master_key)
         self.registry = Registry(self.env)
         self._apps: OrderedDict[str, CenterApp] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_env(cls, database_url: str, master_key: bytes, **options: Any) -> Tenants:
+        """The product's entry as a process is configured: ``ZONGZHI_PLACEMENT``
+        (JSON, city -> database URL) places those cities' log groups."""
+        placement = persistence.parse_placement(os.environ.get(persistence.PLACEMENT))
+        return cls(database_url, master_key, placement=placement, **options)
+
+    def datastore_for(self, city: str) -> SharedDatastore:
+        """The pool of the server holding ``city``'s log group."""
+        url = persistence.placed_url(self.datastore.url, self.placement, city)
+        if url == self.datastore.url:
+            return self.datastore
+        return SharedDatastore.for_url(url, self._pool_size)
+
+    def datastores(self) -> list[SharedDatastore]:
+        """Every server this process stores on: the primary first."""
+        return [self.datastore, *(self.datastore_for(c) for c in sorted(self.placement)
+                                  if self.placement[c] != self.datastore.url)]
 
     def calendar(self) -> WorkingCalendar:
         return self.registry.calendar()
@@ -81,7 +112,8 @@ class Tenants:
     def close(self) -> None:
         with self._lock:
             self._apps.clear()
-        self.datastore.close()
+        for datastore in self.datastores():
+            datastore.close()
 
 
 __all__ = ["Tenants", "UnknownTenant"]

@@ -36,7 +36,7 @@ class UsageError(Exception):
 @contextmanager
 def product(*, keep_servers: bool = False) -> Iterator[tuple[Servers, Tenants]]:
     servers = Servers().start(nats=False)
-    tenants = Tenants(servers.database_url, load_master_key(servers.data_dir))
+    tenants = Tenants.from_env(servers.database_url, load_master_key(servers.data_dir))
     try:
         yield servers, tenants
     finally:
