@@ -1,4 +1,6 @@
-"""``zongzhi audit``: chain, checkpoint, verify, export, history, as-of, public-key.
+"""``zongzhi audit``: chain, checkpoint, verify, export, history, as-of, public-key;
+for inspectors: inspect, callbacks sample|record, kpis (``--xlsx FILE`` writes the
+spreadsheet as well).
 
 ``verify`` exits with status 1 when the log does not verify, printing the
 first broken link; bad input exits with status 2 and one message.
@@ -17,6 +19,7 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from audit.callbacks import CallbackResults, record_callback, sample
 from audit.chain import AuditError, Chainer
 from audit.checkpoints import (
     AUDIT_KEY,
@@ -26,8 +29,14 @@ from audit.checkpoints import (
     write_checkpoints,
 )
 from audit.history import case_as_of, history
+from audit.inspection import inspect
+from audit.reports import KPI_COLUMNS, inspection_workbook, kpi_report, kpi_workbook
 from audit.verify import Report, export_tenant, verify_file, verify_tenant
+from domain import DomainError, tenant_of
+from domain.calendar import CHINA
+from domain.case import CallbackResult
 from tenants.center import CaseNotFound
+from tenants.registry import UnknownTenant
 
 NATS_URL = "ZONGZHI_NATS_URL"
 
@@ -82,13 +91,45 @@ def add_parser(sub: Any) -> None:
     as_of.add_argument("--at", type=_aware, required=True, help="the instant (tz-aware)")
 
     actions.add_parser("public-key", help="print this deployment's public key (publish it)")
+
+    def period(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--scope", required=True, help="a center's code (and its subtree)")
+        parser.add_argument("--from", dest="start", type=_aware, required=True,
+                            help="start of the period, inclusive (tz-aware)")
+        parser.add_argument("--to", dest="end", type=_aware, required=True,
+                            help="end of the period, exclusive (tz-aware)")
+
+    inspection = actions.add_parser("inspect", help="closed-loop inspection of the cases "
+                                    "closed in a period (docs/audit.md)")
+    period(inspection)
+    inspection.add_argument("--xlsx", type=Path, help="also write the report here")
+
+    callbacks = actions.add_parser("callbacks", help="callback (回访) samples and results")
+    which_callback = callbacks.add_subparsers(dest="callback", required=True)
+    draw = which_callback.add_parser("sample", help="a reproducible sample of closed cases")
+    period(draw)
+    draw.add_argument("--size", type=int, default=20)
+    draw.add_argument("--salt", default="", help="any text; another salt, another draw")
+    record = which_callback.add_parser("record", help="record a callback's result")
+    record.add_argument("--case", type=UUID, required=True)
+    record.add_argument("--result", required=True, choices=[r.value for r in CallbackResult])
+    record.add_argument("--satisfied", choices=["yes", "no"],
+                        help="the party's answer (only when reached)")
+    record.add_argument("--note", default="")
+    record.add_argument("--by", required=True, help="the inspector")
+    record.add_argument("--at", type=_aware, help="when (tz-aware; default now)")
+    record.add_argument("--scope", help="refuse a case outside this subtree")
+
+    kpi = actions.add_parser("kpis", help="the KPI report of a center and its children")
+    period(kpi)
+    kpi.add_argument("--xlsx", type=Path, help="also write the report here")
     audit.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     try:
         return _ACTIONS[args.action](args)
-    except (AuditError, CaseNotFound, OSError) as e:
+    except (AuditError, CaseNotFound, UnknownTenant, DomainError, OSError) as e:
         print(f"zongzhi: error: {e}", file=sys.stderr)
         return 2
 
@@ -204,8 +245,66 @@ def _public(args: argparse.Namespace) -> int:
     return 0
 
 
+def _inspect(args: argparse.Namespace) -> int:
+    from zongzhi.cli import product
+
+    with product() as (_, tenants):
+        report = inspect(tenants, args.scope, args.start, args.end)
+    for v in report.violations:
+        print(f"{v.case_number} {v.tenant} [{v.unit}] {v.code}: {v.message}")
+    for t in report.by_tenant():
+        print(f"center {t.tenant}: {t.inspected} inspected, {t.clean} clean, "
+              f"{t.violations} violations")
+    print(f"{report.scope} {args.start.isoformat()} .. {args.end.isoformat()}: "
+          f"{report.inspected} closed cases inspected, {len(report.violations)} violations")
+    if args.xlsx:
+        args.xlsx.write_bytes(inspection_workbook(report))
+        print(f"{args.xlsx}: written")
+    return 0
+
+
+def _callbacks(args: argparse.Namespace) -> int:
+    from zongzhi.cli import product
+
+    with product() as (_, tenants):
+        if args.callback == "sample":
+            drawn = sample(tenants, args.scope, args.start, args.end, args.size, args.salt)
+            print(f"seed {drawn.seed}: {len(drawn.cases)} of {drawn.population} closed cases")
+            for c in drawn.cases:
+                answer = {None: "", True: ", satisfied", False: ", dissatisfied"}[c.satisfied]
+                print(f"{c.case_number} {c.case_id} {c.tenant} closed "
+                      f"{c.closed_at.isoformat()} ({c.callbacks} callbacks{answer})")
+            return 0
+        satisfied = None if args.satisfied is None else args.satisfied == "yes"
+        at = args.at or datetime.now(CHINA)
+        case = record_callback(tenants, args.case, CallbackResult(args.result), satisfied,
+                               args.note, args.by, at, scope=args.scope)
+        tenant = tenant_of(case.id)
+        assert tenant is not None
+        CallbackResults(tenants, tenant[:4]).catch_up()  # the KPIs read it from there
+        print(f"{case.case_number}: callback recorded ({args.result}"
+              + ("" if satisfied is None else f", satisfied {args.satisfied}") + ")")
+    return 0
+
+
+def _kpis(args: argparse.Namespace) -> int:
+    from zongzhi.cli import product
+
+    with product() as (_, tenants):
+        report = kpi_report(tenants, args.scope, args.start, args.end, datetime.now(CHINA))
+    print("\t".join(en for _, en, _ in KPI_COLUMNS))
+    for row in report.rows:
+        print("\t".join("" if (v := value(row)) is None else str(v)
+                        for _, _, value in KPI_COLUMNS))
+    if args.xlsx:
+        args.xlsx.write_bytes(kpi_workbook(report))
+        print(f"{args.xlsx}: written")
+    return 0
+
+
 _ACTIONS = {"chain": _chain, "checkpoint": _checkpoint, "verify": _verify, "export": _export,
-            "history": _history, "as-of": _as_of, "public-key": _public}
+            "history": _history, "as-of": _as_of, "public-key": _public,
+            "inspect": _inspect, "callbacks": _callbacks, "kpis": _kpis}
 
 
 __all__ = ["add_parser", "run"]

@@ -9,7 +9,9 @@ the recording time, not the business time.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
@@ -41,7 +43,7 @@ from domain.values import (
     Urging,
 )
 
-__all__ = ["RED_HANDLED_FROM", "Case"]
+__all__ = ["RED_HANDLED_FROM", "Callback", "CallbackResult", "Case"]
 
 TERMINAL = frozenset({Status.CLOSED, Status.MERGED, Status.WITHDRAWN, Status.RETURNED})
 #: DOMAIN.md rule 6: a red (重大) matter is handled at county level or above, so
@@ -54,6 +56,26 @@ LADDER = {
     Instrument.RISK_WARNING_LETTER: Instrument.WORK_PROMPT_LETTER,
     Instrument.TASK_ASSIGNMENT_SHEET: Instrument.RISK_WARNING_LETTER,
 }
+
+
+class CallbackResult(StrEnum):
+    """How an inspector's callback (回访) to the party went."""
+
+    REACHED = "reached"  # the party answered and said whether it is satisfied
+    UNREACHABLE = "unreachable"  # nobody answered at the numbers on record
+    DECLINED = "declined"  # the party answered but would not say
+
+
+@dataclass(frozen=True)
+class Callback:
+    """One callback to the party of a closed case (audit/callbacks.py samples them)."""
+
+    result: CallbackResult
+    satisfied: bool | None  # None unless the party was reached
+    note: str
+    by: str
+    at: datetime
+    closed_at: datetime | None  # the closure it followed
 
 
 class Case(Aggregate):
@@ -263,6 +285,7 @@ class Case(Aggregate):
         self.repeat_against: str | None = None
         self.merged_into: UUID | None = None
         self.withdrawn_reason: str | None = None
+        self.callbacks: list[Callback] = []
         if origin is not None and origin.direction is Direction.UP:
             # Dispatched down to this center: an order it must accept or refuse.
             self.assignments = [Assignment(Assignee(AssigneeKind.CENTER, tenant, lead=True))]
@@ -879,6 +902,44 @@ class Case(Aggregate):
         self.stars, self.evaluation_comment = None, None
         self.closed_at = None
         self.status, self.last_at = Status.TRIAGED, at
+
+    # -- callbacks (回访) --------------------------------------------------------
+
+    def record_callback(self, result: CallbackResult, satisfied: bool | None, note: str,
+                        by: str, at: datetime) -> None:
+        """An inspector called the party of a closed case back (DOMAIN.md rule 9);
+        ``satisfied`` is the party's answer when reached, else None."""
+        if self.status is not Status.CLOSED:
+            msg = f"a callback is made only on a closed case; this one is {self.status}"
+            raise IllegalTransition(msg)
+        self._party_loop_here("a callback")
+        result = require_member(CallbackResult, result, "a callback's result")
+        if result is CallbackResult.REACHED and not isinstance(satisfied, bool):
+            raise ValidationError("a callback that reached the party says whether it is"
+                                  f" satisfied (true or false); got {satisfied!r}")
+        if result is not CallbackResult.REACHED and satisfied is not None:
+            raise ValidationError(f"only a callback that reached the party records"
+                                  f" satisfaction; this one was {result}")
+        if not isinstance(note, str) or "\x00" in note:
+            raise ValidationError("a callback's note must be text without NUL characters")
+        require_text(by, "the actor (by)")
+        require_aware(at, "a command's time (at)")
+        if at < self.last_at:
+            msg = (
+                "time must not run backwards: a case's events are in business-time order;"
+                f" {at.isoformat()} is before {self.last_at.isoformat()}"
+            )
+            raise ValidationError(msg)
+        self._callback_recorded(result=result, satisfied=satisfied, note=note, by=by, at=at)
+
+    @event("CallbackRecorded")
+    def _callback_recorded(self, result: CallbackResult, satisfied: bool | None, note: str,
+                           by: str, at: datetime) -> None:
+        self.callbacks = [
+            *self.callbacks,
+            Callback(CallbackResult(result), satisfied, note, by, at, self.closed_at),
+        ]
+        self.last_at = at
 
     # -- duplicates and withdrawal -----------------------------------------------
 

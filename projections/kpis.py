@@ -15,7 +15,9 @@ can recompute it from the event history. In brief:
   down to it from above (its answer to such an order is counted in the upper
   center's case, against it as that case's unit).
 
-Camera alerts are not built yet: ``alert_precision`` is None until they are.
+``alert_precision`` is confirmed / (confirmed + dismissed) of the camera alerts
+dispositioned in the period (``projections.alerts``); None without any, or when a
+category is asked for (alerts have a kind, not a category).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from psycopg.sql import SQL, Composed, Literal
+from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
+from domain import city_of
 from projections.queries import (
     Period,
     fetch,
@@ -33,6 +36,7 @@ from projections.queries import (
     scope_where,
     view_table,
 )
+from tenants.persistence import log_group_schema
 from tenants.service import Tenants
 
 #: The resolving tier counted as "township or below": township (9) and village (12).
@@ -98,7 +102,7 @@ class Kpis:
     on_time_rate: Rate  # dispatch basis, see UnitFigures
     overdue_now: int
     resolved_at_township_or_below: Rate  # resolved in a township or village / resolved
-    alert_precision: Rate | None  # camera alerts are not built yet: None
+    alert_precision: Rate | None  # None without dispositioned alerts (projections.alerts)
     refusals: int
     units: tuple[UnitFigures, ...]
 
@@ -134,7 +138,7 @@ MATTERS = SQL(
     "count(*) FILTER (WHERE status = 'withdrawn') AS withdrawn, "
     "count(*) FILTER (WHERE status <> 'withdrawn' AND outcome IS NOT NULL) AS resolved, "
     "count(*) FILTER (WHERE outcome = 'referred-to-court') AS court, "
-    "count(*) FILTER (WHERE repeat_count > 0) AS repeated, "
+    "count(*) FILTER (WHERE repeat_count > 0 OR case_id IN ({dissatisfied})) AS repeated, "
     "count(*) FILTER (WHERE closed_at IS NOT NULL OR repeat_count > 0) AS closed_once, "
     "count(*) FILTER (WHERE stars IS NOT NULL) AS evaluated, "
     "count(*) FILTER (WHERE stars >= {satisfied}) AS satisfied, "
@@ -199,21 +203,23 @@ def kpis(tenants: Tenants, scope: str, now: datetime, *, subtree: bool = True,
     period = period or Period()
     table = view_table(scope)
     where, params = _where(scope, subtree, period, category, matters=True)
-    m = _one(tenants, MATTERS.format(
-        satisfied=Literal(SATISFIED_STARS), hours=SQL(HOURS).format(SQL("resolved_at")),
+    m = _one(tenants, scope, MATTERS.format(
+        dissatisfied=_dissatisfied(tenants, scope), satisfied=Literal(SATISFIED_STARS),
+        hours=SQL(HOURS).format(SQL("resolved_at")),
         table=table, where=where), [now, *params])
-    resolved = _one(tenants, RESOLVED_WHERE.format(
+    resolved = _one(tenants, scope, RESOLVED_WHERE.format(
         table=table, where=where, limit=Literal(MAX_CHAIN),
         digits=Literal(TOWNSHIP_DIGITS)), params)
     d_where, d_params = _where(scope, subtree, period, category, matters=False)
-    d = _one(tenants, DISPATCHED.format(
+    d = _one(tenants, scope, DISPATCHED.format(
         hours=SQL(HOURS).format(SQL("lead_accepted_at")), table=table, where=d_where),
         d_params)
     units = tuple(
         UnitFigures(r["unit"], r["resolved"], r["on_time"],
                     r["on_time"] / r["resolved"] if r["resolved"] else None, r["breaches"],
                     r["overdue"], r["refusals"], r["repeats"])
-        for r in fetch(tenants, UNITS.format(table=table, where=d_where), [*d_params, now]))
+        for r in fetch(tenants, scope, UNITS.format(table=table, where=d_where),
+                       [*d_params, now]))
     countable = m["matters"] - m["withdrawn"]
     return Kpis(
         scope=scope, subtree=subtree, period=period, category=category,
@@ -229,10 +235,20 @@ def kpis(tenants: Tenants, scope: str, now: datetime, *, subtree: bool = True,
         on_time_rate=Rate.of(d["on_time"], d["led"]),
         overdue_now=m["overdue"],
         resolved_at_township_or_below=Rate.of(resolved["below"], resolved["resolved"]),
-        alert_precision=None,
+        alert_precision=None if category else _alert_precision(tenants, scope, subtree, period),
         refusals=sum(u.refusals for u in units),
         units=units,
     )
+
+
+def _alert_precision(tenants: Tenants, scope: str, subtree: bool, period: Period
+                     ) -> Rate | None:
+    from projections.alerts import alert_precision
+
+    overall, _, _ = alert_precision(tenants, scope, subtree=subtree, start=period.start,
+                                    end=period.end)
+    total = overall.confirmed + overall.dismissed
+    return Rate.of(overall.confirmed, total) if total else None
 
 
 def hot_spots(tenants: Tenants, scope: str, *, subtree: bool = True,
@@ -241,13 +257,25 @@ def hot_spots(tenants: Tenants, scope: str, *, subtree: bool = True,
     """The ``top`` (category, place division, ISO week) cells by matters received,
     most first (ties by category, division, week)."""
     where, params = _where(scope, subtree, period or Period(), category, matters=True)
-    rows = fetch(tenants, HOT_SPOTS.format(table=view_table(scope), where=where),
+    rows = fetch(tenants, scope, HOT_SPOTS.format(table=view_table(scope), where=where),
                  [*params, top])
     return tuple(HotSpot(r["category"], r["division"], r["week"], r["matters"]) for r in rows)
 
 
-def _one(tenants: Tenants, statement: Composed, params: list[Any]) -> dict[str, Any]:
-    rows = fetch(tenants, statement, params)
+def _dissatisfied(tenants: Tenants, scope: str) -> Composable:
+    """The cases with a dissatisfied callback (``audit.callbacks.CallbackResults``);
+    none while that projector has not run on the scope's log group."""
+    table = f"{log_group_schema(city_of(scope))}.callback_results"
+    rows = fetch(tenants, scope, SQL("SELECT to_regclass(%s) IS NOT NULL AS here"), [table])
+    if rows and rows[0]["here"]:
+        return SQL("SELECT case_id FROM {0} WHERE satisfied = false").format(
+            Identifier(*table.split(".")))
+    return SQL("SELECT NULL::uuid WHERE false")
+
+
+def _one(tenants: Tenants, scope: str, statement: Composed,
+         params: list[Any]) -> dict[str, Any]:
+    rows = fetch(tenants, scope, statement, params)
     return dict(rows[0]) if rows else _EMPTY
 
 

@@ -31,6 +31,7 @@ from domain import (
     Status,
     parent_of,
 )
+from domain.case import CallbackResult
 from projections.cases import CaseIndex
 from tenants.calendar import read_schedule
 from tenants.center import CaseNotFound, CenterApp, ConcurrentUpdate
@@ -129,6 +130,8 @@ def test_every_case_event_type_round_trips_through_postgresql(
     # (the party rejects the first result) and closes with it.
     first = receive(app)
     drive_full_loop(app, first.id)
+    relay(app, first.id, lambda c: c.record_callback(
+        CallbackResult.REACHED, False, "又吵了", "inspector-1", at()))
     app.reopen_case(first.id, "同一问题再次投诉", "clerk-1", at())
     first = app.escalate_case(first.id, county.tenant, "涉及多部门", "clerk-1", at())
     above = take_over(first, first.links[-1], Direction.DOWN, county, at())
