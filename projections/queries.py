@@ -317,19 +317,21 @@ def figures_for(tenants: Tenants, codes: Sequence[str], now: datetime, *,
     for code in dict.fromkeys(codes):
         by_city[city_of(_code(code))].append(code)
     for city, wanted in by_city.items():
-        # A range, not ``LIKE s.code || '%'``: a prefix that is not a constant
-        # cannot use the (tenant, ...) indexes; under "C" collation every code
-        # starting with s.code lies in [s.code, s.code || ':') (':' follows '9').
+        # Per code a LATERAL aggregate over a range, not a join on
+        # ``LIKE s.code || '%'``: a prefix that is not a constant cannot use the
+        # (tenant, ...) indexes, and a join would scan the whole view. Under "C"
+        # collation every code starting with s.code lies in [s.code, s.code || ':').
         condition = (SQL("c.tenant >= s.code AND c.tenant < s.code || ':' AND NOT coalesce("
                          "c.origin_tenant LIKE s.code || '%%', false)") if subtree
                      else SQL("c.tenant = s.code"))
         where, params = period_where(period, "c.")
         statement = SQL(
-            "SELECT s.code, {figures} FROM unnest(%s::text[]) AS s(code) "
-            "JOIN {table} c ON {condition} AND {counted}{where} GROUP BY s.code").format(
+            "SELECT s.code, f.* FROM unnest(%s::text[]) AS s(code) CROSS JOIN LATERAL "
+            "(SELECT {figures} FROM {table} c WHERE {condition} AND {counted}{where}) f "
+            "WHERE f.received > 0").format(
             figures=FIGURES_SQL, table=view_table(city), condition=condition,
             counted=COUNTED, where=where)
-        for r in fetch(tenants, city, statement, [now, wanted, *params]):
+        for r in fetch(tenants, city, statement, [wanted, now, *params]):
             result[r["code"]] = _figures(r)
     return result
 
@@ -430,7 +432,9 @@ def fetch(tenants: Tenants, scope: str, statement: SQL | Composed,
     holds it); none if its view was never built."""
     try:
         with tenants.datastore_for(city_of(_code(scope))).get_connection() as conn:
-            return conn.execute(statement, params).fetchall()
+            # never prepared: a generic plan cannot see that ``tenant LIKE %s`` is the
+            # prefix of one subtree, and would scan where a custom plan seeks
+            return conn.execute(statement, params, prepare=False).fetchall()
     except (UndefinedTable, InvalidSchemaName):
         return []
     except ProgrammingError as e:

@@ -294,6 +294,28 @@ def test_centers_children_figures_rollup_and_kpis(world: World) -> None:
                      "gridWorkerLanes": [{"assignee": GRID_REF, "kind": "grid-worker"}]}
 
 
+def test_the_dashboard_is_the_subtrees_kpis_and_rollup_as_of_its_instant(world: World) -> None:
+    county = world.a["county"][0]
+    director = staff(Role.DIRECTOR, county)
+    catch_up(world)
+    query = """query($c: String!, $age: Int!) { center(code: $c) { ... on ParentCenter {
+        dashboard(maxAgeSeconds: $age) { scope asOf live kpis { matters resolutionRate { value } }
+          rollup { total { received } children { code figures { received } } } }
+        kpis { matters } rollup { total { received } } } } }"""
+    first = ok(world.post(query, {"c": county, "age": 120}, director))["center"]
+    board = first["dashboard"]
+    assert board["scope"] == county and board["live"]  # nothing kept yet: computed, then kept
+    assert board["kpis"]["matters"] == first["kpis"]["matters"] >= 7
+    assert board["rollup"]["total"] == first["rollup"]["total"]
+    assert [c["code"] for c in board["rollup"]["children"]] == [
+        t for t in world.a["township"] if t.startswith(county)]
+    again = ok(world.post(query, {"c": county, "age": 120}, director))["center"]["dashboard"]
+    assert not again["live"] and again["asOf"] == board["asOf"]
+    assert code_of(world.post(query, {"c": county, "age": -1}, director)) == "VALIDATION"
+    sibling = world.a["county"][1]
+    assert code_of(world.post(query, {"c": sibling, "age": 120}, director)) == "FORBIDDEN"
+
+
 # -- who is asking --------------------------------------------------------------------
 
 

@@ -63,6 +63,7 @@ query Probe($t: String!, $c: ID!) {
   figures: center(code: $t) { figures(subtree: false) { received } }
   children: center(code: $t) { ... on ParentCenter { children { edges { node { code } } } } }
   rollup: center(code: $t) { ... on ParentCenter { rollup { total { received } } } }
+  dashboard: center(code: $t) { ... on ParentCenter { dashboard { asOf kpis { matters } } } }
   case(id: $c) { id number parties { name phone } timeline { kind summary } }
   casesOwn: cases(scope: $t) { edges { node { id } } }
   casesTree: cases(scope: $t, subtree: true) { edges { node { id } } }
@@ -143,6 +144,7 @@ def query_expectations(role: Role, relation: str, target_tier: str) -> dict[str,
     if not village:  # villages have no children and no rollup
         expected["children"] = center and allowed(role, "center:read", BELOW.get(relation))
         expected["rollup"] = center and kpi and wide(role, "kpi:read")
+        expected["dashboard"] = expected["rollup"]
     return expected
 
 
