@@ -9,7 +9,10 @@ and a crash mid-import leaves every center either fully registered or absent.
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +34,9 @@ from tenants.persistence import TenantRecorder
 from tenants.transcodings import register_domain_transcodings
 
 REGISTRY = "registry"
+#: Seconds a process trusts its copy of the centers before reading them again: a
+#: center retired (or renamed) by another process is seen within this time.
+REFRESH_AFTER = 30.0
 BATCH = 500  # larger batches stalled psycopg pipeline mode here (see docs/decisions.md)
 
 
@@ -110,6 +116,9 @@ class Registry(Application[UUID]):
                           "APPLICATION_RECORDER_TOPIC": "tenants.registry:RegistryRecorder"})
         self._lock = threading.Lock()
         self._centers: dict[str, CenterInfo] | None = None
+        self._loaded_at = 0.0  # time.monotonic() of the last full read
+        self._ordered: list[CenterInfo] | None = None  # by code, derived from _centers
+        self._children: dict[str | None, list[CenterInfo]] | None = None
         self._calendar: WorkingCalendar | None = None
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
@@ -121,23 +130,29 @@ class Registry(Application[UUID]):
         with self._lock:
             if self._centers is not None:
                 self._centers.update((c.code, _info(c)) for c in centers)
+                self._ordered = self._children = None
 
     # -- lookups -----------------------------------------------------------
 
     def _load(self) -> dict[str, CenterInfo]:
+        """Every center, read again once ``REFRESH_AFTER`` has passed: a center
+        another process retired or renamed is seen within that time."""
         with self._lock:
-            if self._centers is None:
+            if self._centers is None or time.monotonic() - self._loaded_at > REFRESH_AFTER:
                 store = self.recorder
                 assert isinstance(store, RegistryRecorder)
                 with store.datastore.get_connection() as conn:
                     rows = conn.execute(SQL("SELECT * FROM {0}").format(
                         store.centers_table)).fetchall()
                 self._centers = {r["code"]: _row_info(r) for r in rows}
+                self._loaded_at = time.monotonic()
+                self._ordered = self._children = None
             return self._centers
 
     def refresh(self) -> None:
         with self._lock:
             self._centers = None
+            self._ordered = self._children = None
             self._calendar = None
 
     def get(self, code: str) -> CenterInfo:
@@ -159,16 +174,31 @@ class Registry(Application[UUID]):
         with self._lock:
             if self._centers is not None:
                 self._centers[code] = info
+                self._ordered = self._children = None
         return info
 
     def all(self) -> list[CenterInfo]:
-        return sorted(self._load().values(), key=lambda c: c.code)
+        centers = self._load()
+        with self._lock:
+            if self._ordered is None:
+                self._ordered = sorted(centers.values(), key=lambda c: c.code)
+            return list(self._ordered)
 
     def children(self, code: str) -> list[CenterInfo]:
-        return [c for c in self.all() if c.parent == code]
+        ordered = self.all()
+        with self._lock:
+            if self._children is None:
+                children: dict[str | None, list[CenterInfo]] = {}
+                for c in ordered:
+                    children.setdefault(c.parent, []).append(c)
+                self._children = children
+            return list(self._children.get(code, ()))
 
     def subtree(self, code: str) -> list[CenterInfo]:
-        return [c for c in self.all() if c.code.startswith(code)]
+        ordered = self.all()
+        first = bisect.bisect_left(ordered, code, key=lambda c: c.code)
+        return list(itertools.takewhile(lambda c: c.code.startswith(code),
+                                        ordered[first:]))
 
     # -- import ------------------------------------------------------------
 

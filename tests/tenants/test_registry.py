@@ -163,3 +163,35 @@ def test_an_import_cut_short_leaves_whole_centers_and_a_rerun_completes_it(
     report = tenants.import_divisions(tmp_path, city, "importer", NOW)
     assert report.registered == len(everything) - len(registered)
     assert {c.code for c in tenants.registry.subtree(city)} == set(everything)
+
+
+def test_a_retirement_by_another_process_is_seen_within_the_refresh_period(
+        tenants: Tenants, database_url: str, city_tree: dict[str, list[str]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from support import MASTER_KEY
+
+    import tenants.registry as registry_module
+
+    village = city_tree["village"][0]
+    assert not tenants.registry.get(village).retired  # this process holds its copy
+    other = Tenants(database_url, MASTER_KEY)  # another process's registry
+    other.registry.retire(village, "merged into a neighbour", "admin", NOW)
+    assert other.registry.get(village).retired
+    assert not tenants.registry.get(village).retired  # within the period: the old copy
+
+    monkeypatch.setattr(registry_module, "REFRESH_AFTER", 0.0)  # the period has passed
+    assert tenants.registry.get(village).retired
+    assert not tenants.is_active(village)
+
+
+def test_children_and_subtrees_follow_the_codes(tenants: Tenants,
+                                                city_tree: dict[str, list[str]]) -> None:
+    city, county = city_tree["city"][0], city_tree["county"][0]
+    every = [c.code for c in tenants.registry.all()]
+    assert every == sorted(every)
+    assert [c.code for c in tenants.registry.subtree(county)] == sorted(
+        code for code in every if code.startswith(county))
+    assert [c.code for c in tenants.registry.children(county)] == city_tree["township"]
+    assert [c.code for c in tenants.registry.children(city)] == [county]
+    assert tenants.registry.children(city_tree["village"][0]) == []
+    assert tenants.registry.subtree(city + "9") == []
