@@ -18,7 +18,7 @@ from eventsourcing.utils import get_topic
 from opentelemetry.metrics import CallbackOptions, Observation
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Identifier, Literal
 
 from domain import Case
 from tenants.listen import listening
@@ -27,6 +27,7 @@ from tenants.service import Tenants
 from tenants.telemetry import links_to, meter, tracer
 
 BATCH = 500
+PROJECTION_IDLE_LIMIT_S = 60  # seconds a projection batch's transaction may idle
 
 #: The topic of every event a Case can record.
 CASE_TOPICS = sorted(
@@ -105,6 +106,12 @@ class Projector:
             return 0
         try:
             with self.view.transaction(commit=True) as curs:
+                # The pool's 5 s idle-in-transaction limit guards against leaked
+                # transactions; a batch folds its events in Python between its
+                # statements, which on a loaded machine can take longer (a rebuild's
+                # batches are large): this transaction may idle up to a minute.
+                curs.execute(SQL("SET LOCAL idle_in_transaction_session_timeout = {0}").format(
+                    Literal(f"{PROJECTION_IDLE_LIMIT_S}s")))
                 self.project(curs, batch)
                 last: int = batch[-1].id
                 self.tracking._insert_tracking(curs, Tracking(self.name, last))
