@@ -10,6 +10,8 @@
 - the Open311 GeoReport v2 intake at :data:`api.open311.PREFIX`;
 - ``/healthz``: the process is up; ``/readyz``: the database answers (else
   503), with each city's projection lag;
+- the built web client (``web/dist``) at ``/``, answering only what no route
+  matched, and ``/demo/users`` for its sign-in picker when run as the demo;
 - an ASGI middleware that opens an OpenTelemetry server span per request (a
   child of the caller's ``traceparent``) and records its latency in the
   ``zongzhi.http.server.duration`` histogram.
@@ -23,30 +25,38 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
 from cross_web import HTTPException
 from fastapi import FastAPI, Response
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import FileResponse
 from opentelemetry import propagate
 from opentelemetry.metrics import Histogram, Meter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection, Request
 from starlette.websockets import WebSocket
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.fastapi import GraphQLRouter
 from strawberry.types import ExecutionResult
 
+from api.alerts_schema import AlertFeed
 from api.auth import AuthError, Principal, TokenService
 from api.authz import Authorizer, default_authorizer
 from api.context import Context, Services
 from api.errors import CODES, coded, log_unexpected
 from api.open311 import PREFIX, open311_router
+from api.reports import PREFIX as REPORTS_PREFIX
+from api.reports import reports_router
 from api.schema import schema
 from api.subscriptions import CaseFeed
 from domain import Tier
@@ -54,12 +64,19 @@ from domain.calendar import CHINA
 from projections.queries import view_position
 from tenants import telemetry
 from tenants.service import Tenants
+from zongzhi.servers import NATS_URL
 
 __all__ = ["GRAPHQL_PATH", "TelemetryMiddleware", "create_app", "main"]
 
 log = logging.getLogger(__name__)
 
 GRAPHQL_PATH = "/graphql"
+DEMO_USERS_PATH = "/demo/users"
+#: The built web client (``npm run build`` in web/), served at ``/`` when present.
+WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
+#: Paths the web client never answers for (their 404 stays an API 404).
+API_PREFIXES = (GRAPHQL_PATH, PREFIX, "/healthz", "/readyz", "/demo", "/api",
+                "/audit/reports", "/metrics")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -204,18 +221,27 @@ def _readiness(tenants: Tenants) -> tuple[int, dict[str, Any]]:
 def create_app(tenants: Tenants, *, tokens: TokenService | None = None,
                authorizer: Authorizer | None = None, open311: bool = True,
                clock: Callable[[], datetime] | None = None,
-               graphiql: bool | None = None) -> FastAPI:
+               graphiql: bool | None = None,
+               demo_users: Sequence[tuple[str, str]] | None = None,
+               web: Path | None = WEB_DIST, nats_url: str | None = None) -> FastAPI:
     """The API over ``tenants``. ``tokens`` default to ``TokenService.from_env``
     (development tokens unless ``ZONGZHI_OIDC_ISSUER`` is set), ``authorizer`` to
     the shipped policy, ``clock`` (business time of commands and of what is
     overdue) to now in China time; GraphiQL is served in development only
-    unless ``graphiql`` says otherwise."""
+    unless ``graphiql`` says otherwise. ``demo_users`` (label, token), given only
+    by the demo, are listed at ``/demo/users`` for the web client's sign-in
+    picker; ``web`` (the built client, ``web/dist``) is served at ``/`` when it
+    exists, behind every other route. ``nats_url`` (default ``ZONGZHI_NATS_URL``)
+    feeds the ``alertRaised`` subscription."""
     telemetry.configure()
     tokens = tokens or TokenService.from_env(tenants.registry)
     feed = CaseFeed(tenants)
+    alerts_url = nats_url or os.environ.get(NATS_URL)
+    alerts = AlertFeed(alerts_url) if alerts_url else None
     services = Services(tenants=tenants, tokens=tokens,
                         authorizer=authorizer or default_authorizer(),
-                        clock=clock or (lambda: datetime.now(CHINA)), feed=feed)
+                        clock=clock or (lambda: datetime.now(CHINA)), feed=feed,
+                        alerts=alerts)
 
     async def context(connection: HTTPConnection) -> Context:
         header = connection.headers.get("authorization")
@@ -233,12 +259,15 @@ def create_app(tenants: Tenants, *, tokens: TokenService | None = None,
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         yield
         await feed.close()
+        if alerts is not None:
+            await alerts.close()
 
     app = FastAPI(title="zongzhi", docs_url=None, redoc_url=None, openapi_url=None,
                   lifespan=lifespan)
     app.include_router(router, prefix=GRAPHQL_PATH)
     if open311:
         app.include_router(open311_router(tenants), prefix=PREFIX)
+    app.include_router(reports_router(services), prefix=REPORTS_PREFIX)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
@@ -249,9 +278,45 @@ def create_app(tenants: Tenants, *, tokens: TokenService | None = None,
         status, body = await run_in_threadpool(_readiness, tenants)
         return Response(json.dumps(body), status_code=status, media_type="application/json")
 
+    if demo_users is not None:
+        users = [{"label": label, "token": token} for label, token in demo_users]
+
+        @app.get(DEMO_USERS_PATH)
+        async def demo_user_list() -> list[dict[str, str]]:
+            return users
+
+    if web is not None and (web / "index.html").is_file():
+        serve_web(app, web)
     app.add_middleware(TelemetryMiddleware)
     app.state.services = services
     return app
+
+
+# -- the web client ---------------------------------------------------------------------
+
+
+def serve_web(app: FastAPI, dist: Path) -> None:
+    """Serve the built web client: a file of ``dist`` when one matches, else
+    ``index.html`` (the client's own routes). It answers only what no route
+    matched (a 404 handler), so it never shadows an API route, whenever that
+    route was added; API prefixes keep their 404."""
+    root = dist.resolve()
+
+    @app.exception_handler(StarletteHTTPException)
+    async def spa(request: Request, exc: StarletteHTTPException) -> Response:
+        path = request.url.path
+        if (exc.status_code != 404 or "endpoint" in request.scope
+                or request.method not in ("GET", "HEAD")
+                or any(path == p or path.startswith(p + "/") for p in API_PREFIXES)):
+            return await http_exception_handler(request, exc)
+        wanted = (root / path.lstrip("/")).resolve()
+        if wanted.is_file() and wanted.is_relative_to(root):
+            cache = "public, max-age=31536000, immutable" \
+                if wanted.parent.name == "assets" else "no-cache"
+            return FileResponse(wanted, headers={"Cache-Control": cache})
+        if path.startswith("/assets/") or "." in path.rsplit("/", 1)[-1]:
+            return await http_exception_handler(request, exc)  # a missing file stays missing
+        return FileResponse(root / "index.html", headers={"Cache-Control": "no-cache"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

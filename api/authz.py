@@ -76,6 +76,9 @@ class Action(StrEnum):
     KPI_READ = "kpi:read"
     AUDIT_READ = "audit:read"  # event history, as-of replay, integrity proofs, access records
     INSPECTION_RUN = "inspection:run"
+    CAMERA_MANAGE = "camera:manage"  # register cameras, change their zones, retire them
+    ALERT_READ = "alert:read"  # cameras, camera alerts and their live feed
+    ALERT_DISPOSE = "alert:dispose"  # acknowledge, confirm into a case, dismiss as false
 
 
 class Scope(StrEnum):

@@ -25,6 +25,7 @@ from api.loaders import Loaders
 from tenants.service import Tenants
 
 if TYPE_CHECKING:
+    from api.alerts_schema import AlertFeed
     from api.subscriptions import CaseFeed
 
 __all__ = ["Context", "Services"]
@@ -37,6 +38,7 @@ class Services:
     authorizer: Authorizer
     clock: Callable[[], datetime]
     feed: CaseFeed
+    alerts: AlertFeed | None = None  # camera alerts from NATS (None: no NATS configured)
 
 
 class Context(BaseContext):

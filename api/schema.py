@@ -25,6 +25,8 @@ from starlette.concurrency import run_in_threadpool
 from strawberry.extensions import SchemaExtension
 from strawberry.types import Info
 
+from api.alerts_schema import AlertMutation, AlertQuery, AlertSubscription
+from api.audit_schema import AuditMutation, AuditQuery
 from api.auth import Principal, Role
 from api.authz import Action, Scope, answerable_refs
 from api.context import Context
@@ -34,6 +36,8 @@ from api.loaders import CaseRecord, FiguresKey
 from api.privacy import PERSONAL_FIELDS, mask_party, unmask, views_of
 from api.timeline import entry
 from domain import (
+    CATEGORIES,
+    DEPARTMENTS,
     Assignee,
     AssigneeKind,
     CalendarBasis,
@@ -60,8 +64,8 @@ from domain import (
 from domain import Case as DomainCase
 from domain.calendar import CHINA
 from domain.calendar import Deadline as DomainDeadline
+from projections import dashboards, queries
 from projections import kpis as kpi_queries
-from projections import queries
 from projections.queries import ORDERS, CaseFilter, CaseRow, Page, Period, encode_cursor
 from tenants.center import CenterApp, ConcurrentUpdate
 from tenants.registry import CenterInfo
@@ -870,6 +874,21 @@ class Kpis:
 
 
 @strawberry.type
+class Dashboard:
+    """A center's subtree KPIs and rollup for all time, as they stood at ``asOf``
+    (projections/dashboards.py): kept computed for cities, counties and
+    townships, at most ``maxAgeSeconds`` old; ``live`` when computed for this
+    request."""
+
+    scope: str
+    as_of: datetime
+    position: int
+    live: bool
+    kpis: Kpis
+    rollup: Rollup
+
+
+@strawberry.type
 class HotSpot:
     category: str
     division: str
@@ -1081,12 +1100,30 @@ class ParentCenter(Center):
         _require_reach(ctx, Action.KPI_READ, self.code, True)
         found = await _off(queries.rollup, ctx.services.tenants, self.code,
                            ctx.services.clock(), period=_period(start, end))
-        return Rollup(
-            code=found.code, total=FiguresType.of(found.total),
-            tiers=[TierFigures(tier=t.tier, centers=t.centers, figures=FiguresType.of(t.figures))
-                   for t in found.tiers],
-            children=[ChildFigures(code=c.code, figures=FiguresType.of(c.figures))
-                      for c in found.children])
+        return _rollup(found)
+
+    @field(description="The subtree's KPIs and rollup for all time, from the snapshot "
+                       "kept for the dashboard when it is at most maxAgeSeconds old "
+                       "(kpi:read).")
+    async def dashboard(self, info: GInfo, max_age_seconds: int = 120) -> Dashboard | None:
+        ctx = _ctx(info)
+        _require_reach(ctx, Action.KPI_READ, self.code, True)
+        if isinstance(max_age_seconds, bool) or not 0 <= max_age_seconds <= 3600:
+            raise ValidationError(f"maxAgeSeconds must be 0 to 3600; got {max_age_seconds}")
+        found = await _off(dashboards.dashboard, ctx.services.tenants, self.code,
+                           ctx.services.clock(), max_age=timedelta(seconds=max_age_seconds))
+        return Dashboard(scope=found.scope, as_of=found.computed_at.astimezone(CHINA),
+                         position=found.position,
+                         live=found.live, kpis=Kpis.of(found.kpis), rollup=_rollup(found.rollup))
+
+
+def _rollup(found: queries.Rollup) -> Rollup:
+    return Rollup(
+        code=found.code, total=FiguresType.of(found.total),
+        tiers=[TierFigures(tier=t.tier, centers=t.centers, figures=FiguresType.of(t.figures))
+               for t in found.tiers],
+        children=[ChildFigures(code=c.code, figures=FiguresType.of(c.figures))
+                  for c in found.children])
 
 
 @strawberry.type
@@ -1179,16 +1216,47 @@ class AccessRecord:
     at: datetime
 
 
+@strawberry.type(name="Category")
+class CatalogCategory:
+    """A kind of matter in the catalog, with the department it goes to first."""
+
+    code: str
+    name: str
+    name_en: str
+    department: str
+    department_name: str
+
+
+@strawberry.type(name="Department")
+class CatalogDepartment:
+    """A department cases are dispatched to (an assignee ref of kind UNIT)."""
+
+    code: str
+    name: str
+
+
 # -- queries ----------------------------------------------------------------------------
 
 
 @strawberry.type
-class Query:
+class Query(AuditQuery, AlertQuery):
     @strawberry.field
     def me(self, info: GInfo) -> Me | None:
         p = _ctx(info).principal
         return Me(subject=p.subject, name=p.name, center_code=p.tenant, roles=list(p.roles),
                   unit=p.unit, grid=p.grid)
+
+    @field(description="The catalog of categories (any signed-in staff member).")
+    def categories(self, info: GInfo) -> list[CatalogCategory] | None:
+        _ctx(info).principal  # noqa: B018 - signed in, or the token's code
+        return [CatalogCategory(code=c.code, name=c.zh, name_en=c.en, department=c.department,
+                                department_name=DEPARTMENTS.get(c.department, c.department))
+                for c in CATEGORIES.values()]
+
+    @field(description="The departments cases go to (any signed-in staff member).")
+    def departments(self, info: GInfo) -> list[CatalogDepartment] | None:
+        _ctx(info).principal  # noqa: B018 - signed in, or the token's code
+        return [CatalogDepartment(code=k, name=v) for k, v in DEPARTMENTS.items()]
 
     @field(description="A center by its division code (center:read).")
     async def center(self, info: GInfo, code: str) -> Center | None:
@@ -1337,7 +1405,7 @@ def _pick_ref(ref: str | None, principal: Principal, case: DomainCase) -> str:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(AuditMutation, AlertMutation):
     @mutation(description="Take a matter in at a center (case:receive). A repeat "
                           "complaint about a case closed within 90 days re-opens "
                           "that case, which is returned instead.")
@@ -1568,11 +1636,11 @@ def _position(value: str | None) -> int | None:
 
 
 @strawberry.type
-class Subscription:
+class Subscription(AlertSubscription):
     @subscription(description=(
         "Case events of a center (the asker's by default) and, with subtree, of every center "
         "below it; only events the asker may read (case:read, and for unit officers and grid "
-        "workers only their assigned cases). Camera alerts are a later issue."))
+        "workers only their assigned cases). Camera alerts: alertRaised."))
     async def case_changed(self, info: GInfo, scope: str | None = None, subtree: bool = False,
                            after_position: str | None = None
                            ) -> AsyncGenerator[CaseChange, None]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from domain.alert import AlertStatus, CameraAlert
 from domain.calendar import CalendarBasis, Deadline, WorkingCalendar
+from domain.camera import Camera, RuleKind, Zone, ZoneRule
 from domain.case import Case
 from domain.categories import CATEGORIES, DEPARTMENTS, Category, category
 from domain.codes import (
@@ -62,6 +64,8 @@ TRANSCODED_TYPES: tuple[type, ...] = (
     PartyRole,
     Status,
     Tier,
+    RuleKind,
+    AlertStatus,
     # frozen dataclasses
     Deadline,
     Personal,
@@ -71,6 +75,8 @@ TRANSCODED_TYPES: tuple[type, ...] = (
     Assignment,
     Urging,
     Link,
+    ZoneRule,
+    Zone,
 )
 
 __all__ = [
@@ -78,10 +84,13 @@ __all__ = [
     "DEPARTMENTS",
     "LEGAL_FROM",
     "TRANSCODED_TYPES",
+    "AlertStatus",
     "Assignee",
     "AssigneeKind",
     "Assignment",
     "CalendarBasis",
+    "Camera",
+    "CameraAlert",
     "Case",
     "Category",
     "Channel",
@@ -98,6 +107,7 @@ __all__ = [
     "PartyRole",
     "Personal",
     "Place",
+    "RuleKind",
     "Severity",
     "Status",
     "Tier",
@@ -105,6 +115,8 @@ __all__ = [
     "Urging",
     "ValidationError",
     "WorkingCalendar",
+    "Zone",
+    "ZoneRule",
     "category",
     "city_of",
     "handling_deadline",

@@ -1,4 +1,5 @@
-"""Runs every projector (the case index and the case view) for every city.
+"""Runs every projector (the case index, the case view ...) for every city, and
+keeps the upper tiers' dashboards computed (``projections.dashboards``).
 
 ``catch_up_all`` and ``rebuild_all`` work through the cities one after the
 other; ``run_all`` follows them all at once, one thread per city and projector,
@@ -22,7 +23,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from audit.callbacks import CallbackResults
 from domain import Tier
+from projections import dashboards
+from projections.alerts import AlertViews
 from projections.cases import CaseIndex
 from projections.follower import Projector
 from projections.views import CaseView
@@ -30,7 +34,7 @@ from tenants.service import Tenants
 
 log = logging.getLogger(__name__)
 
-PROJECTORS: tuple[type[Projector], ...] = (CaseIndex, CaseView)
+PROJECTORS: tuple[type[Projector], ...] = (CaseIndex, CaseView, AlertViews, CallbackResults)
 RETRY_AFTER = 2.0  # seconds a failed projector waits before it goes on
 
 
@@ -62,7 +66,10 @@ def catch_up_all(tenants: Tenants, cities: Sequence[str] | None = None) -> list[
 
 
 def rebuild_all(tenants: Tenants, cities: Sequence[str] | None = None) -> list[Covered]:
-    """Delete every projector's rows and position, and project each log again."""
+    """Delete every projector's rows and position, and project each log again
+    (the dashboards' snapshots of those cities are dropped first)."""
+    for city in cities_of(tenants, cities):
+        dashboards.clear(tenants, city)
     return [Covered(p.city, p.name, p.rebuild()) for p in projectors_for(tenants, cities)]
 
 
@@ -74,6 +81,9 @@ def run_all(tenants: Tenants, stop: Callable[[], bool], cities: Sequence[str] | 
     threads = [threading.Thread(target=_follow, args=(p, stop, idle_wait),
                                 name=f"{p.name}-{p.city}", daemon=True)
                for p in projectors]
+    threads.append(threading.Thread(  # the upper tiers' dashboards, kept computed
+        target=dashboards.refresh_forever, args=(tenants, cities_of(tenants, cities), stop),
+        name="dashboards", daemon=True))
     for t in threads:
         t.start()
     if started is not None:

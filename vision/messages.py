@@ -20,9 +20,12 @@ from datetime import datetime
 __all__ = [
     "ALERTS_STREAM",
     "DETECTIONS_STREAM",
+    "AlertMessage",
     "Detection",
     "FrameDetections",
     "MessageError",
+    "alert_msg_id",
+    "alerts_subject",
     "detection_msg_id",
     "detections_subject",
 ]
@@ -103,3 +106,69 @@ def detection_msg_id(camera: str, seq: int) -> str:
 
 def detections_subject(tenant: str, camera: str) -> str:
     return f"zz.detections.{tenant[:4]}.{tenant}.{camera}"
+
+
+# -- alerts (added by the alert service) ---------------------------------------------------
+
+_TIER_LENGTHS = (4, 6, 9, 12)
+
+
+def alerts_subject(kind: str, tenant: str) -> str:
+    """``zz.alerts.<kind>.<city>.<county>.<township>.<village>``, ``_`` below the tenant."""
+    if len(tenant) not in _TIER_LENGTHS or not tenant.isdigit():
+        raise MessageError(f"an alert's tenant is a division code; {tenant!r} is not one")
+    segments = [tenant[:n] if len(tenant) >= n else "_" for n in _TIER_LENGTHS]
+    return ".".join(("zz", "alerts", kind, *segments))
+
+
+def alert_msg_id(alert_id: str, repeats: int) -> str:
+    """One message per alert and count: a republished one is dropped by JetStream."""
+    return f"{alert_id}:{repeats}"
+
+
+@dataclass(frozen=True)
+class AlertMessage:
+    """An alert raised (``repeats`` 0) or counted again, as pushed to subscribers."""
+
+    alert_id: str
+    tenant: str
+    camera_id: str
+    camera: str  # the camera's ref
+    zone: str
+    kind: str
+    model: str
+    confidence: float
+    repeats: int
+    status: str
+    first_at: datetime
+    last_at: datetime
+    episode_at: datetime
+
+    def encode(self) -> bytes:
+        body = asdict(self)
+        for key in ("first_at", "last_at", "episode_at"):
+            body[key] = getattr(self, key).isoformat()
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, data: bytes) -> AlertMessage:
+        try:
+            body = json.loads(data)
+            times = {k: datetime.fromisoformat(body[k])
+                     for k in ("first_at", "last_at", "episode_at")}
+            return cls(
+                alert_id=str(body["alert_id"]), tenant=str(body["tenant"]),
+                camera_id=str(body["camera_id"]), camera=str(body["camera"]),
+                zone=str(body["zone"]), kind=str(body["kind"]), model=str(body["model"]),
+                confidence=float(body["confidence"]), repeats=int(body["repeats"]),
+                status=str(body["status"]), **times)
+        except (KeyError, TypeError, ValueError) as e:
+            raise MessageError(f"not an alert message: {e!r}") from e
+
+    @property
+    def subject(self) -> str:
+        return alerts_subject(self.kind, self.tenant)
+
+    @property
+    def msg_id(self) -> str:
+        return alert_msg_id(self.alert_id, self.repeats)

@@ -81,6 +81,7 @@ OPERATOR_COMMANDS: frozenset[tuple[str, ...]] = frozenset({
     ("processes",),
     ("audit", "verify"), ("audit", "export"), ("audit", "history"), ("audit", "as-of"),
     ("audit", "public-key"), ("audit", "inspect"), ("audit", "kpis"), ("audit", "callbacks"),
+    ("audit", "rotate-key"),
 })
 
 

@@ -33,7 +33,7 @@ def test_the_township_and_its_villages(story: Story) -> None:
     assert k.on_time_rate == Rate(2, 3, 2 / 3)  # A and J2 in time; B accepted late
     assert k.overdue_now == 1  # F
     assert k.resolved_at_township_or_below == Rate(3, 3, 1.0)
-    assert k.alert_precision is None  # camera alerts are not built yet
+    assert k.alert_precision is None  # no camera alert was dispositioned
     assert k.refusals == 1
     assert k.units == (
         UnitFigures("housing", 1, 1, 1.0, 0, 0, 0, 0),
