@@ -1,4 +1,5 @@
-"""``zongzhi audit``: chain, checkpoint, verify, export, history, as-of, public-key;
+"""``zongzhi audit``: chain, checkpoint, verify, export, history, as-of, public-key,
+rotate-key;
 for inspectors: inspect, callbacks sample|record, kpis (``--xlsx FILE`` writes the
 spreadsheet as well).
 
@@ -17,15 +18,18 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
 from audit.callbacks import CallbackResults, record_callback, sample
 from audit.chain import AuditError, Chainer
 from audit.checkpoints import (
-    AUDIT_KEY,
+    KEYS_DIR,
+    PublishedKey,
+    TrustedKeys,
+    deployment_keys,
     load_signing_key,
     parse_public_key,
     public_key_text,
+    read_register,
+    rotate_signing_key,
     write_checkpoints,
 )
 from audit.history import case_as_of, history
@@ -70,7 +74,11 @@ def add_parser(sub: Any) -> None:
     what.add_argument("--file", type=Path, help="an export (offline: no database)")
     verify.add_argument("--witness", metavar="NATS_URL",
                         help="also check against the checkpoints this witness holds")
-    verify.add_argument("--public-key", help="the published key (default: this deployment's)")
+    verify.add_argument("--public-key", action="append", default=[],
+                        help="a published key to trust (repeat for each key in use since "
+                             "the log began; default: this deployment's keys)")
+    verify.add_argument("--keys", type=Path, metavar="FILE",
+                        help="a register of published keys, one '<key> <from> [<until>]' a line")
 
     export = actions.add_parser("export", help="write a tenant's full log as one file")
     export.add_argument("--tenant", required=True)
@@ -90,7 +98,17 @@ def add_parser(sub: Any) -> None:
     as_of.add_argument("--case", type=UUID, required=True)
     as_of.add_argument("--at", type=_aware, required=True, help="the instant (tz-aware)")
 
-    actions.add_parser("public-key", help="print this deployment's public key (publish it)")
+    public = actions.add_parser("public-key",
+                                help="print this deployment's public key (publish it)")
+    public.add_argument("--all", action="store_true",
+                        help=f"every key it published (<data dir>/{KEYS_DIR}) as register "
+                             "lines: '<key> <from> [<until>]'")
+
+    rotate = actions.add_parser("rotate-key", help="make a new signing key; the current one "
+                                "stays published, retired now")
+    rotate.add_argument("--seed-out", type=Path, metavar="FILE",
+                        help="with ZONGZHI_AUDIT_KEY set: write the new seed here (mode 0600) "
+                             "for the secret store")
 
     def period(parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--scope", required=True, help="a center's code (and its subtree)")
@@ -140,12 +158,16 @@ def _data_dir() -> Path:
     return default_data_dir()
 
 
-def _public_key(args: argparse.Namespace, *, create: bool) -> Ed25519PublicKey | None:
-    if args.public_key:
-        return parse_public_key(args.public_key)
-    if not create and not os.environ.get(AUDIT_KEY) and not (_data_dir() / "audit.key").exists():
-        return None
-    return load_signing_key(_data_dir(), create=create).public_key()
+def _trusted(args: argparse.Namespace, *, create: bool) -> TrustedKeys | None:
+    """The keys ``verify`` trusts: those given (``--public-key``, ``--keys``), else
+    the deployment's current and published ones."""
+    given: list[PublishedKey] = [PublishedKey(parse_public_key(k), None, None)
+                                 for k in args.public_key]
+    if args.keys is not None:
+        given += read_register(args.keys)
+    if given:
+        return TrustedKeys(given)
+    return deployment_keys(_data_dir(), create=create)
 
 
 def _chain(args: argparse.Namespace) -> int:
@@ -195,21 +217,22 @@ def _verify(args: argparse.Namespace) -> int:
     if args.file is not None:
         if not args.file.is_file():
             raise AuditError(f"no such file: {args.file}")
-        return _print(verify_file(args.file, _public_key(args, create=False), args.witness))
+        return _print(verify_file(args.file, _trusted(args, create=False), args.witness))
     from zongzhi.cli import product
 
+    keys = _trusted(args, create=True)  # bad keys are refused before servers start
+    assert keys is not None
     with product() as (_, tenants):
-        key = _public_key(args, create=True)
-        assert key is not None
-        return _print(verify_tenant(tenants, args.tenant, key, args.witness))
+        return _print(verify_tenant(tenants, args.tenant, keys, args.witness))
 
 
 def _export(args: argparse.Namespace) -> int:
     from zongzhi.cli import product
 
     with product() as (servers, tenants):
-        key = load_signing_key(servers.data_dir).public_key()
-        count = export_tenant(tenants, args.tenant, args.out, key)
+        keys = deployment_keys(servers.data_dir)
+        assert keys is not None
+        count = export_tenant(tenants, args.tenant, args.out, keys)
     print(f"{args.out}: {count} events of {args.tenant} with their chain and checkpoints")
     return 0
 
@@ -241,7 +264,24 @@ def _as_of(args: argparse.Namespace) -> int:
 
 
 def _public(args: argparse.Namespace) -> int:
-    print(public_key_text(load_signing_key(_data_dir()).public_key()))
+    if not args.all:
+        print(public_key_text(load_signing_key(_data_dir()).public_key()))
+        return 0
+    keys = deployment_keys(_data_dir())
+    assert keys is not None
+    print("# zongzhi audit public keys: <key> <in use from> [<in use until>]")
+    for k in keys.by_id.values():
+        print(f"{k.line()}  # key id {k.key_id}")
+    return 0
+
+
+def _rotate(args: argparse.Namespace) -> int:
+    done = rotate_signing_key(_data_dir(), datetime.now(UTC), args.seed_out)
+    print(public_key_text(done.new.key))
+    print(f"new signing key {done.new.key_id} (seed in {done.seed_at}); key "
+          f"{done.retired.key_id} retired, still published. Register lines:", file=sys.stderr)
+    for k in (done.retired, done.new):
+        print(f"{k.line()}  # key id {k.key_id}", file=sys.stderr)
     return 0
 
 
@@ -303,7 +343,7 @@ def _kpis(args: argparse.Namespace) -> int:
 
 
 _ACTIONS = {"chain": _chain, "checkpoint": _checkpoint, "verify": _verify, "export": _export,
-            "history": _history, "as-of": _as_of, "public-key": _public,
+            "history": _history, "as-of": _as_of, "public-key": _public, "rotate-key": _rotate,
             "inspect": _inspect, "callbacks": _callbacks, "kpis": _kpis}
 
 

@@ -18,7 +18,9 @@ broken link, naming the event:
 ``checkpoint-mismatch``  the chain, recomputed, misses a signed checkpoint: events
                          and chain were rewritten together
 ``witness-mismatch``     the same against a checkpoint the witness holds
-``bad-signature``        a checkpoint does not verify under the public key
+``bad-signature``        a checkpoint does not verify under the trusted public keys:
+                         a wrong signature, a key not trusted (named), or a date
+                         outside the period its key was in use
 
 See docs/audit.md for what each check proves and what it cannot.
 """
@@ -49,6 +51,8 @@ from psycopg.sql import SQL, Identifier, Literal
 from audit.chain import NAME, PVI, SIZE, AuditError, ChainRow, Linker, genesis, link
 from audit.checkpoints import (
     Checkpoint,
+    PublishedKey,
+    TrustedKeys,
     key_id,
     load_checkpoints,
     parse_public_key,
@@ -121,7 +125,8 @@ class Report:
         return self.broken is None
 
     def lines(self) -> list[str]:
-        out = [f"tenant {self.tenant} ({self.source}), key {self.key_id}: {self.events} events "
+        keys = "keys" if "," in self.key_id else "key"
+        out = [f"tenant {self.tenant} ({self.source}), {keys} {self.key_id}: {self.events} events "
                f"read, {self.verified} links verified up to position {self.head}, "
                f"{self.checkpoints} checkpoints and {self.witnessed} witness checkpoints "
                "matched"]
@@ -175,7 +180,7 @@ def sampled(chain: Sequence[ChainRow]) -> dict[int, bytes]:
 class _Checker:
     def __init__(self, report: Report, source: Source,
                  checkpoints: Sequence[Checkpoint], witness: Sequence[Checkpoint] | None,
-                 key: Ed25519PublicKey, violations: Sequence[Violation],
+                 keys: TrustedKeys, violations: Sequence[Violation],
                  chained_upto: int) -> None:
         self.report = report
         self.tenant = report.tenant
@@ -184,31 +189,35 @@ class _Checker:
         self.violations = {v.position: v for v in violations}
         self.chained_upto = chained_upto
         self.findings: list[Finding] = []
-        report.key_id = key_id(key)
+        report.key_id = ", ".join(keys.ids)
         self.signed: dict[int, list[Checkpoint]] = {}
         self.witness: dict[int, list[Checkpoint]] = {}
         for c in checkpoints:
-            if c.tenant != self.tenant or not c.valid(key):
+            problem = keys.problem(c) if c.tenant == self.tenant else (
+                f"names another tenant ({c.tenant})")
+            if problem:
                 self.findings.append(Finding(
                     "bad-signature", c.position,
                     f"the checkpoint of position {c.position} signed at {c.at.isoformat()} "
-                    f"does not verify under key {report.key_id} (or names another tenant)"))
+                    f"{problem}"))
             else:
                 self.signed.setdefault(c.position, []).append(c)
-        foreign = 0
+        foreign: dict[str, int] = {}
         for c in witness or ():
-            if c.key_id != report.key_id:
-                foreign += 1  # another deployment's or an earlier key's
-            elif c.tenant != self.tenant or not c.valid(key):
+            if c.key_id not in keys:
+                foreign[c.key_id] = foreign.get(c.key_id, 0) + 1  # another deployment's
+            elif problem := keys.problem(c) if c.tenant == self.tenant else (
+                    f"names another tenant ({c.tenant})"):
                 self.findings.append(Finding(
                     "bad-signature", c.position,
                     f"the witness's checkpoint of position {c.position} signed at "
-                    f"{c.at.isoformat()} does not verify under key {report.key_id}"))
+                    f"{c.at.isoformat()} {problem}"))
             else:
                 self.witness.setdefault(c.position, []).append(c)
         if foreign:
-            report.notes.append(f"{foreign} witness checkpoints signed by other keys were "
-                                "not considered")
+            report.notes.append(
+                f"{sum(foreign.values())} witness checkpoints signed by other keys were not "
+                f"considered (keys not trusted here: {', '.join(sorted(foreign))})")
         for v in violations:
             self.findings.append(Finding(
                 v.kind, v.position, f"recorded by the chainer: {v.detail}",
@@ -451,13 +460,18 @@ class _Checker:
         return None
 
 
+Keys = TrustedKeys | Ed25519PublicKey
+
+
 def check(report: Report, source: Source, checkpoints: Sequence[Checkpoint],
-          key: Ed25519PublicKey, *, witness: Sequence[Checkpoint] | None = None,
+          key: Keys, *, witness: Sequence[Checkpoint] | None = None,
           violations: Sequence[Violation] = (), chained_upto: int = 0) -> Report:
-    """Verify what ``source`` holds against its checkpoints and the witness's;
-    fills ``report``. A fast pass compares whole blocks; only if it finds
-    something wrong does a careful walk read the events again to name it."""
-    checker = _Checker(report, source, checkpoints, witness, key, violations, chained_upto)
+    """Verify what ``source`` holds against its checkpoints and the witness's,
+    each under the trusted key its ``key_id`` names; fills ``report``. A fast
+    pass compares whole blocks; only if it finds something wrong does a careful
+    walk read the events again to name it."""
+    checker = _Checker(report, source, checkpoints, witness, TrustedKeys.of(key), violations,
+                       chained_upto)
     if checker.fast():
         return checker.finish()
     with closing(source.events()) as events:
@@ -560,10 +574,11 @@ def read_events(conn: Connection[Any], schema: str, tenant: str) -> Events:
             yield from rows
 
 
-def verify_tenant(tenants: Tenants, tenant: str, key: Ed25519PublicKey,
+def verify_tenant(tenants: Tenants, tenant: str, key: Keys,
                   witness: str | Sequence[Checkpoint] | None = None) -> Report:
-    """Verify a live tenant's log (one consistent snapshot); ``witness`` is a NATS
-    URL to fetch the witness's checkpoints from, or those checkpoints."""
+    """Verify a live tenant's log (one consistent snapshot) under ``key``, the
+    published key or the set of trusted ones; ``witness`` is a NATS URL to fetch
+    the witness's checkpoints from, or those checkpoints."""
     tenants.registry.get(tenant)  # raises UnknownTenant
     schema = log_group_schema(tenant[:4])
     held = witness_checkpoints(witness, tenant) if isinstance(witness, str) else witness
@@ -586,10 +601,13 @@ def _line(f: IO[str], record: dict[str, Any]) -> None:
     f.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
 
 
-def export_tenant(tenants: Tenants, tenant: str, path: Path, key: Ed25519PublicKey) -> int:
+def export_tenant(tenants: Tenants, tenant: str, path: Path, key: Keys) -> int:
     """Write a tenant's whole log as stored, its chain, checkpoints and the
     chainer's violations to ``path`` (JSON lines, one snapshot). Returns the
-    number of events written."""
+    number of events written. The header names ``key`` (the deployment's
+    current key) and, as register lines, every key it published."""
+    keys = TrustedKeys.of(key)
+    current = keys.primary
     tenants.registry.get(tenant)
     schema = log_group_schema(tenant[:4])
     count = 0
@@ -600,7 +618,8 @@ def export_tenant(tenants: Tenants, tenant: str, path: Path, key: Ed25519PublicK
         tmp = path.with_name(path.name + ".part")
         with tmp.open("w", encoding="utf-8") as f:
             _line(f, {"kind": "header", "format": FORMAT, "tenant": tenant,
-                      "public_key": public_key_text(key), "key_id": key_id(key),
+                      "public_key": public_key_text(current), "key_id": key_id(current),
+                      "public_keys": [k.line() for k in keys.by_id.values()],
                       "exported_at": datetime.now(UTC).isoformat(), "chained_upto": upto,
                       "chain": len(chain), "checkpoints": len(checkpoints),
                       "violations": len(violations)})
@@ -701,23 +720,28 @@ class _File:
         self.f.close()
 
 
-def verify_file(path: Path, key: Ed25519PublicKey | None = None,
+def verify_file(path: Path, key: Keys | None = None,
                 witness: str | Sequence[Checkpoint] | None = None) -> Report:
-    """Verify an export offline. ``key`` is the published public key; without it
-    the key the file names is used, which proves only that the file agrees
-    with itself (a note says so)."""
+    """Verify an export offline. ``key`` is the published public key or the set
+    of trusted ones; without it the keys the file names are used, which proves
+    only that the file agrees with itself (a note says so)."""
     exported = _File(path)
     try:
         tenant = str(exported.header["tenant"])
         report = Report(tenant, str(path))
         named = parse_public_key(str(exported.header.get("public_key", "")))
+        lines = exported.header.get("public_keys") or []
+        if not isinstance(lines, list):
+            raise AuditError(f"{path}: the header's public_keys is not a list")
+        listed = [PublishedKey.parse(str(line), f"{path}: header") for line in lines]
         if key is None:
-            key = named
-            report.notes.append("the file's own public key was used: pass the published key "
-                                "(--public-key) to prove who signed its checkpoints")
-        elif public_key_text(key) != public_key_text(named):
-            report.notes.append(f"the file names key {key_id(named)}, not the published "
-                                f"{key_id(key)}")
+            key = TrustedKeys([named, *listed])
+            report.notes.append("the file's own public keys were used: pass the published "
+                                "keys (--public-key, --keys) to prove who signed its "
+                                "checkpoints")
+        elif key_id(named) not in TrustedKeys.of(key):
+            report.notes.append(f"the file names key {key_id(named)}, not a published one "
+                                f"({', '.join(TrustedKeys.of(key).ids)})")
         held = witness_checkpoints(witness, tenant) if isinstance(witness, str) else witness
         upto = int(exported.header.get("chained_upto") or 0)
         chain = exported.chain
@@ -732,5 +756,5 @@ def verify_file(path: Path, key: Ed25519PublicKey | None = None,
         exported.close()
 
 
-__all__ = ["EventRow", "Finding", "Report", "Violation", "check", "export_tenant",
+__all__ = ["EventRow", "Finding", "Keys", "Report", "Violation", "check", "export_tenant",
            "read_events", "verify_file", "verify_tenant"]

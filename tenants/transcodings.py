@@ -8,7 +8,6 @@ personal field ever reaches PostgreSQL.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 from datetime import date
 from enum import Enum
@@ -59,10 +58,10 @@ class PersonalAsCiphertext(Transcoding):
     def encode(self, obj: Personal) -> str:
         if obj.text is None:
             raise ValueError("a shredded personal field cannot be written again")
-        return base64.b64encode(self.keyring.encrypt(self.tenant, obj.text)).decode()
+        return self.keyring.encrypt(self.tenant, obj.text)  # names its key version
 
     def decode(self, data: str) -> Personal:
-        return Personal(self.keyring.decrypt(self.tenant, base64.b64decode(data)))
+        return Personal(self.keyring.decrypt(self.tenant, data))
 
 
 def register_domain_transcodings(transcoder: JSONTranscoder) -> None:
