@@ -21,6 +21,7 @@ from support import MASTER_KEY, ROOT, write_divisions
 from zongzhi.servers import Servers, free_port
 
 _servers: Servers | None = None
+_triton: object | None = None  # zongzhi.servers.EmbeddedTriton, started on first use
 _database: tuple[str, str] | None = None  # (server URL, fresh database's URL)
 _codes = itertools.count(6101)
 
@@ -59,6 +60,8 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
             conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
     if _servers is not None:
         _servers.stop()
+    if _triton is not None:
+        _triton.stop()  # type: ignore[attr-defined]
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +72,22 @@ def database_url() -> str:
 @pytest.fixture(scope="session")
 def nats_url() -> str:
     return test_servers().nats_url
+
+
+@pytest.fixture(scope="session")
+def triton_url() -> str:
+    """gRPC address of a Triton serving the product's models: ``ZONGZHI_TRITON_URL``,
+    or the nvidia-pytriton wheel's server started on CPU (stopped at session end)."""
+    global _triton
+    from vision.inference import local_model_repository
+    from zongzhi.servers import TRITON_URL, EmbeddedTriton
+
+    if os.environ.get(TRITON_URL):
+        return os.environ[TRITON_URL]
+    if _triton is None:
+        data_dir = Path(os.environ.get("ZONGZHI_TEST_DATA_DIR") or ROOT / ".zongzhi" / "test")
+        _triton = EmbeddedTriton(data_dir, (local_model_repository(),))
+    return _triton.start()  # type: ignore[attr-defined, no-any-return]
 
 
 @pytest.fixture

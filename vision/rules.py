@@ -76,16 +76,27 @@ def _centre(box: Box) -> tuple[float, float]:
 
 
 def in_polygon(point: tuple[float, float], polygon: Sequence[Sequence[float]]) -> bool:
-    """Ray casting: whether ``point`` lies inside ``polygon``."""
+    """Ray casting: whether ``point`` lies inside ``polygon`` or on its edge (a box
+    clipped to the frame has its foot on the frame's edge, which a zone may share)."""
     x, y = point
     inside = False
     n = len(polygon)
     for i in range(n):
         x1, y1 = polygon[i][0], polygon[i][1]
         x2, y2 = polygon[(i + 1) % n][0], polygon[(i + 1) % n][1]
+        if _on_segment(x, y, x1, y1, x2, y2):
+            return True
         if (y1 > y) != (y2 > y) and x < (x2 - x1) * (y - y1) / (y2 - y1) + x1:
             inside = not inside
     return inside
+
+
+def _on_segment(x: float, y: float, x1: float, y1: float, x2: float, y2: float,
+                eps: float = 1e-9) -> bool:
+    if abs((x2 - x1) * (y - y1) - (y2 - y1) * (x - x1)) > eps:
+        return False
+    return (min(x1, x2) - eps <= x <= max(x1, x2) + eps
+            and min(y1, y2) - eps <= y <= max(y1, y2) + eps)
 
 
 def _kind_of(label: str) -> str:

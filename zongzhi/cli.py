@@ -20,7 +20,14 @@ from typing import NoReturn
 
 from domain import DomainError, Tier
 from tenants.calendar import read_schedule
-from tenants.keys import KeyringError, load_master_key
+from tenants.keys import (
+    MASTER_KEY,
+    KeyringError,
+    load_master_key,
+    load_new_master_key,
+    replace_master_key_file,
+    rewrap_keys,
+)
 from tenants.registry import UnknownTenant
 from tenants.service import Tenants
 from zongzhi.servers import EmbeddedNats, EmbeddedPostgres, ServerError, Servers, default_data_dir
@@ -34,8 +41,9 @@ class UsageError(Exception):
 
 
 @contextmanager
-def product(*, keep_servers: bool = False) -> Iterator[tuple[Servers, Tenants]]:
-    servers = Servers().start(nats=False)
+def product(*, keep_servers: bool = False, nats: bool = False, triton: bool = False
+            ) -> Iterator[tuple[Servers, Tenants]]:
+    servers = Servers().start(nats=nats, triton=triton)
     tenants = Tenants.from_env(servers.database_url, load_master_key(servers.data_dir))
     try:
         yield servers, tenants
@@ -48,17 +56,33 @@ def product(*, keep_servers: bool = False) -> Iterator[tuple[Servers, Tenants]]:
 def cmd_demo(args: argparse.Namespace) -> None:
     from zongzhi import demo
 
-    with product(keep_servers=args.keep_servers) as (servers, tenants):
+    with product(keep_servers=args.keep_servers, nats=args.serve,
+                 triton=args.serve and args.cameras) as (servers, tenants):
         print(f"PostgreSQL: {servers.database_url}")
         demo.run(tenants, args.divisions, args.city, args.cases, args.seed)
         if args.serve:
             from zongzhi.serve import demo_tokens, serve
 
             print("\nDevelopment tokens (send as 'Authorization: Bearer <token>'):")
-            for who, token in demo_tokens(tenants, args.city):
+            users = demo_tokens(tenants, args.city)
+            for who, token in users:
                 print(f"  {who}:\n    {token}")
+            cameras = None
+            if args.cameras:
+                from zongzhi.demo_cameras import CameraDemo
+
+                cameras = CameraDemo(tenants, args.city, servers.nats_url, servers.triton_url,
+                                     servers.data_dir).start()
+                print(f"Cameras: {', '.join(c.camera for c in cameras.configs)} in center "
+                      f"{cameras.village}, replaying real photos through Triton "
+                      f"({servers.triton_url})")
             print("Serving until Ctrl-C.", flush=True)
-            serve(tenants, [args.city], args.host, args.port, data_dir=servers.data_dir)
+            try:
+                serve(tenants, [args.city], args.host, args.port, data_dir=servers.data_dir,
+                      demo_users=users, nats_url=servers.nats_url)
+            finally:
+                if cameras is not None:
+                    cameras.stop()
         if args.keep_servers:
             print("Servers left running; stop them with: zongzhi servers stop")
 
@@ -66,9 +90,16 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_serve(args: argparse.Namespace) -> None:
     from zongzhi.serve import serve
 
-    with product() as (servers, tenants):
+    with product(nats=True) as (servers, tenants):
         serve(tenants, _cities(tenants, args.city), args.host, args.port,
-              data_dir=servers.data_dir)
+              data_dir=servers.data_dir, with_workers=args.workers,
+              nats_url=servers.nats_url)
+
+
+def cmd_processes(args: argparse.Namespace) -> None:
+    from zongzhi.processes import describe
+
+    print("\n".join(describe()))
 
 
 def cmd_servers(args: argparse.Namespace) -> None:
@@ -84,6 +115,8 @@ def cmd_servers(args: argparse.Namespace) -> None:
 
 def cmd_tenants(args: argparse.Namespace) -> None:
     now = datetime.now(UTC)
+    if args.action == "rewrap-keys":
+        return rewrap_tenant_keys(args)
     with product() as (_, tenants):
         if args.action == "import":
             report = tenants.import_divisions(args.divisions, args.scope, OPERATOR, now)
@@ -99,8 +132,33 @@ def cmd_tenants(args: argparse.Namespace) -> None:
                 raise UsageError("shred-key needs --reason: the destruction is recorded")
             tenants.shred_key(args.code, args.reason, OPERATOR, now)
             print(f"data key of {args.code} destroyed: its personal fields are unrecoverable")
+        elif args.action == "rotate-key":
+            if not args.code:
+                raise UsageError("rotate-key needs the center's code")
+            tenants.registry.get(args.code)  # UnknownTenant
+            version = tenants.keyring.rotate(args.code)
+            print(f"data key of {args.code} rotated: version {version} encrypts its personal "
+                  f"fields from now on; versions 1..{version - 1} still decrypt the older ones")
         elif args.action == "rebuild":
             print(f"centers table rebuilt from events: {tenants.registry.rebuild_centers()}")
+
+
+def rewrap_tenant_keys(args: argparse.Namespace) -> None:
+    """Re-wrap every data key under the new master key (docs/runbook.md); a
+    laptop's ``master.key`` is replaced once every key is under the new one."""
+    import os
+
+    new = load_new_master_key(args.new_master_key_file)  # bad input: nothing started
+    with product() as (servers, tenants):
+        old = load_master_key(servers.data_dir)
+        report = rewrap_keys(tenants.datastore, old, new)
+        print(report)
+        if os.environ.get(MASTER_KEY):
+            print(f"every data key is now under the new master key: put it in {MASTER_KEY} "
+                  "(Secret zongzhi-keys, key master) and restart every process")
+        else:
+            path = replace_master_key_file(servers.data_dir, new)
+            print(f"{path} now holds the new master key")
 
 
 def cmd_calendar(args: argparse.Namespace) -> None:
@@ -225,6 +283,14 @@ def cmd_open311(args: argparse.Namespace) -> None:
                 print(f"{k.key_id}  {k.created_at:%Y-%m-%d}  {state:<18}{k.label}")
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    """The camera alert service (vision/alerts.py) until SIGINT/SIGTERM."""
+    from vision.alerts import main as run_alerts
+
+    return run_alerts([*(f"--city={c}" for c in args.city or []),
+                       f"--durable={args.durable}", f"--ack-wait={args.ack_wait}"])
+
+
 def cmd_projections(args: argparse.Namespace) -> None:
     from projections import runner
 
@@ -266,6 +332,8 @@ def parser() -> argparse.ArgumentParser:
     demo.add_argument("--keep-servers", action="store_true")
     demo.add_argument("--no-serve", dest="serve", action="store_false",
                       help="print the summary and exit instead of serving the API")
+    demo.add_argument("--no-cameras", dest="cameras", action="store_false",
+                      help="serve without Triton and the demo cameras")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=int, default=8000)
     demo.set_defaults(run=cmd_demo)
@@ -274,20 +342,29 @@ def parser() -> argparse.ArgumentParser:
     serve.add_argument("--city", action="append", help="city to serve (default: all)")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-workers", dest="workers", action="store_false",
+                       help="serve only the API; the workers run as processes of their own")
     serve.set_defaults(run=cmd_serve)
+
+    processes = sub.add_parser("processes", help="list the processes a deployment runs")
+    processes.set_defaults(run=cmd_processes)
 
     servers = sub.add_parser("servers", help="start or stop the embedded servers")
     servers.add_argument("action", choices=["start", "stop"])
     servers.set_defaults(run=cmd_servers)
 
     tenants = sub.add_parser("tenants", help="the registry of centers")
-    tenants.add_argument("action", choices=["import", "list", "shred-key", "rebuild"])
-    tenants.add_argument("code", nargs="?", help="center code (shred-key)")
+    tenants.add_argument("action",
+                         choices=["import", "list", "shred-key", "rotate-key", "rebuild",
+                                  "rewrap-keys"])
+    tenants.add_argument("code", nargs="?", help="center code (shred-key, rotate-key)")
     tenants.add_argument("--divisions", type=Path, default=DIVISIONS)
     tenants.add_argument("--scope", help="province, city or county code to import")
     tenants.add_argument("--under", help="list only this subtree")
     tenants.add_argument("--tier", type=Tier, choices=list(Tier))
     tenants.add_argument("--reason")
+    tenants.add_argument("--new-master-key-file", type=Path, metavar="FILE",
+                         help="rewrap-keys: the new master key (default $ZONGZHI_NEW_MASTER_KEY)")
     tenants.set_defaults(run=cmd_tenants)
 
     calendar = sub.add_parser("calendar", help="the official working-day calendar")
@@ -325,6 +402,13 @@ def parser() -> argparse.ArgumentParser:
                          help="center code (issue-key, list-keys); key or key id (revoke-key)")
     open311.add_argument("--label", help="the client app the key is for (issue-key)")
     open311.set_defaults(run=cmd_open311)
+
+    alerts = sub.add_parser("alerts", help="raise camera alerts from detections on NATS")
+    alerts.add_argument("--city", action="append", help="city to take (default: all)")
+    alerts.add_argument("--durable", default="zz-alerts", help="the JetStream consumer")
+    alerts.add_argument("--ack-wait", type=float, default=30.0,
+                        help="seconds before an unacknowledged detection is redelivered")
+    alerts.set_defaults(run=cmd_alerts)
 
     projections = sub.add_parser("projections", help="rebuild or follow the read models")
     projections.add_argument("action", choices=["rebuild", "catch-up", "run"])

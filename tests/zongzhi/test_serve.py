@@ -17,14 +17,16 @@ from zongzhi.servers import free_port
 
 
 @pytest.mark.slow
-def test_the_demo_serves_graphql_with_the_tokens_it_prints(
-        database_url: str, city: str, tmp_path: Path) -> None:
+def test_the_demo_serves_graphql_with_the_tokens_it_prints_and_cameras_raise_alerts(
+        database_url: str, nats_url: str, triton_url: str, city: str, tmp_path: Path) -> None:
     write_divisions(tmp_path / "div", city, counties=1, townships=2, villages=2)
     port = free_port()
     demo = subprocess.Popen(
         [sys.executable, "-m", "zongzhi.cli", "demo", "--city", city, "--cases", "20",
          "--divisions", str(tmp_path / "div"), "--port", str(port)],
-        cwd=ROOT, env=product_env(database_url), stdout=subprocess.PIPE,
+        cwd=ROOT, env={**product_env(database_url), "ZONGZHI_NATS_URL": nats_url,
+                       "ZONGZHI_TRITON_URL": triton_url, "ZONGZHI_DATA_DIR": str(tmp_path)},
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     try:
         assert demo.stdout is not None
@@ -60,6 +62,20 @@ def test_the_demo_serves_graphql_with_the_tokens_it_prints(
         assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN", refused
         anonymous = httpx.post(f"{base}/graphql", json={"query": query}, timeout=10).json()
         assert anonymous["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED", anonymous
+
+        # the demo's cameras replay real photos through Triton: alerts arrive by themselves
+        alerts_query = ("{ alerts(subtree: true) { nodes { cameraRef kind model status } } }")
+        deadline = time.monotonic() + 120
+        while True:
+            found = httpx.post(f"{base}/graphql", json={"query": alerts_query},
+                               headers={"Authorization": f"Bearer {director}"},
+                               timeout=10).json()["data"]["alerts"]["nodes"]
+            if {a["cameraRef"] for a in found} >= {"demo-square", "demo-lane"}:
+                break
+            assert time.monotonic() < deadline, f"no alert from both demo cameras: {found}"
+            time.sleep(1)
+        assert {(a["cameraRef"], a["kind"], a["model"]) for a in found} == {
+            ("demo-square", "CROWD", "ssdlite-person"), ("demo-lane", "FIRE_LANE", "yolov3-tiny")}
     finally:
         os.kill(demo.pid, signal.SIGINT)
         try:
