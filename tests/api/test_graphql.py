@@ -384,7 +384,8 @@ def test_each_refusal_has_its_stable_code(world: World) -> None:
         body = world.post(query, variables, who)
         assert code_of(body) == code, (code, body)
         assert "Traceback" not in str(body)
-    assert code_of(world.post("query { center(code: \"650109\") { code } }", {},
+    unregistered = world.a["city"][0] + "99"  # inside the director's subtree, never imported
+    assert code_of(world.post(f'query {{ center(code: "{unregistered}") {{ code }} }}', {},
                               staff(Role.DIRECTOR, world.a["city"][0]))) == "NOT_FOUND"
     assert code_of(world.post("query { case(id: \"not-a-uuid\") { id } }", {}, clerk)) == \
         "VALIDATION"
