@@ -23,7 +23,6 @@ import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, TypeVar, cast
-from uuid import UUID
 
 import strawberry
 from starlette.concurrency import run_in_threadpool
@@ -33,6 +32,7 @@ from api.auth import Principal
 from api.authz import Action, Scope
 from api.context import Context
 from api.errors import ApiError, forbidden, not_found
+from api.ids import center_of, stream_id
 from domain import (
     AlertStatus,
     Camera,
@@ -154,20 +154,8 @@ async def _off(function: Callable[..., T], *args: Any) -> T:
         raise not_found(str(e)) from None
 
 
-def _id(value: str, what: str) -> UUID:
-    try:
-        found = UUID(str(value))
-    except ValueError:
-        raise ValidationError(f"{what} id is a UUID; {value!r} is not") from None
-    if tenant_of(found) is None:
-        raise not_found(f"no {what} {found}")
-    return found
-
-
-def _tenant(stream: UUID) -> str:
-    tenant = tenant_of(stream)
-    assert tenant is not None
-    return tenant
+_id = stream_id
+_tenant = center_of
 
 
 def _reach(ctx: Context, action: Action, code: str, subtree: bool) -> Principal:

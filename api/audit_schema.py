@@ -16,7 +16,6 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, TypeVar, cast
-from uuid import UUID
 
 import strawberry
 from starlette.concurrency import run_in_threadpool
@@ -25,12 +24,13 @@ from strawberry.types import Info
 from api.auth import Principal
 from api.authz import Action, Authorizer, Scope
 from api.context import Context
-from api.errors import ApiError, bad_request, forbidden, not_found
+from api.errors import ApiError, forbidden
+from api.ids import center_of, stream_id
 from audit import callbacks as callback_service
 from audit import inspection as inspection_service
 from audit import reports as report_service
 from audit.chain import AuditError
-from domain import is_within, tenant_of
+from domain import is_within
 from domain.case import CallbackResult
 
 __all__ = [
@@ -341,13 +341,8 @@ class AuditMutation:
                               note: str = "") -> CallbackRecord | None:
         ctx = info.context
         principal = ctx.principal
-        try:
-            cid = UUID(str(case_id))
-        except ValueError:
-            raise bad_request(f"a case id is a UUID; {case_id!r} is not") from None
-        tenant = tenant_of(cid)
-        if tenant is None:
-            raise not_found(f"no case {cid}")
+        cid = stream_id(case_id, "case")
+        tenant = center_of(cid)
 
         def work() -> CallbackRecord:
             ctx.services.authorizer.require(principal, Action.INSPECTION_RUN, tenant)

@@ -31,6 +31,7 @@ from api.auth import Principal, Role
 from api.authz import Action, Scope, answerable_refs
 from api.context import Context
 from api.errors import ErrorCodes, bad_request, forbidden, not_found
+from api.ids import center_of, stream_id
 from api.limits import DEFAULT_FIRST, DEFAULT_TOP, MAX_FIRST, limits
 from api.loaders import CaseRecord, FiguresKey
 from api.privacy import PERSONAL_FIELDS, mask_party, unmask, views_of
@@ -127,20 +128,10 @@ def _ctx(info: GInfo) -> Context:
 
 
 def _case_id(value: str) -> UUID:
-    """A case id given by a client: a UUID naming its center, else NOT_FOUND."""
-    try:
-        case_id = UUID(str(value))
-    except ValueError:
-        raise ValidationError(f"a case id is a UUID; {value!r} is not") from None
-    if tenant_of(case_id) is None:
-        raise not_found(f"no case {case_id}")
-    return case_id
+    return stream_id(value, "case")
 
 
-def _tenant(case_id: UUID) -> str:
-    tenant = tenant_of(case_id)
-    assert tenant is not None
-    return tenant
+_tenant = center_of
 
 
 def _cst(value: T) -> T:
