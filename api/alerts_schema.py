@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from datetime import datetime
 from typing import Any, TypeVar, cast
+from uuid import UUID
 
 import strawberry
 from starlette.concurrency import run_in_threadpool
@@ -49,6 +51,7 @@ from domain import (
 )
 from projections import alerts as views
 from tenants.cameras import AlertNotFound, CameraNotFound, Cameras
+from vision.alerts import AlertFrame, alert_frames
 from vision.messages import ALERTS_STREAM, AlertMessage, MessageError
 
 __all__ = ["AlertFeed", "AlertMutation", "AlertQuery", "AlertSubscription"]
@@ -244,6 +247,13 @@ class CameraNode:
                           version=r.version)
 
 
+@strawberry.type(name="Detection")
+class DetectionType:
+    label: str
+    score: float
+    box: list[float] = strawberry.field(description="x1, y1, x2, y2 normalised to 0..1.")
+
+
 @strawberry.type(name="CameraAlert")
 class AlertNode:
     id: strawberry.ID
@@ -270,6 +280,39 @@ class AlertNode:
     case_id: strawberry.ID | None
     case_created: bool
     version: int
+    _evidence: strawberry.Private[list[AlertFrame | None]] = dataclasses.field(
+        default_factory=list)
+
+    async def _frame(self, info: GInfo) -> AlertFrame | None:
+        if not self._evidence:  # one read per alert and request, whatever is asked
+            tenants = _ctx(info).services.tenants
+            aid, center = UUID(str(self.id)), self.center_code
+            self._evidence.append(await _off(lambda: alert_frames(tenants).get(center, aid)))
+        return self._evidence[0]
+
+    @field("The frame that fired the alert (JPEG, GET with the bearer token; alert:read); "
+           "null for an alert raised before frames were recorded. The frames bucket keeps "
+           "a frame for an hour (and only frames with detections): after that, or when the "
+           "worker could not keep it, the URL answers 404 NOT_FOUND.")
+    async def frame_url(self, info: GInfo) -> str | None:
+        return f"/api/alerts/{self.id}/frame" if await self._frame(info) else None
+
+    @field("What the model found in that frame: boxes normalised to 0..1 (x1, y1, x2, y2).")
+    async def detections(self, info: GInfo) -> list[DetectionType]:
+        frame = await self._frame(info)
+        return [DetectionType(label=d.label, score=d.score, box=list(d.box))
+                for d in (frame.detections if frame else ())]
+
+    @field("The zone's polygon as it was when the frame fired the alert (normalised "
+           "points [x, y]); empty when no frame was kept.")
+    async def zone_polygon(self, info: GInfo) -> list[list[float]]:
+        frame = await self._frame(info)
+        return frame.zone_polygon if frame else []
+
+    @field("The fired frame's size in pixels [width, height]; null when none was kept.")
+    async def frame_size(self, info: GInfo) -> list[int] | None:
+        frame = await self._frame(info)
+        return [frame.width, frame.height] if frame else None
 
     @staticmethod
     def of(a: CameraAlert | views.AlertRow) -> AlertNode:

@@ -54,6 +54,7 @@ from api.auth import AuthError, Principal, TokenService
 from api.authz import Authorizer, default_authorizer
 from api.context import Context, Services
 from api.errors import CODES, coded, log_unexpected
+from api.media import media_router
 from api.open311 import PREFIX, open311_router
 from api.reports import PREFIX as REPORTS_PREFIX
 from api.reports import reports_router
@@ -268,6 +269,7 @@ def create_app(tenants: Tenants, *, tokens: TokenService | None = None,
     if open311:
         app.include_router(open311_router(tenants), prefix=PREFIX)
     app.include_router(reports_router(services), prefix=REPORTS_PREFIX)
+    app.include_router(media_router(services))
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -34,6 +34,7 @@ from api.errors import ErrorCodes, bad_request, forbidden, not_found
 from api.ids import center_of, stream_id
 from api.limits import DEFAULT_FIRST, DEFAULT_TOP, MAX_FIRST, limits
 from api.loaders import CaseRecord, FiguresKey
+from api.media import PhotoType, photo_type_of
 from api.privacy import PERSONAL_FIELDS, mask_party, unmask, views_of
 from api.timeline import entry
 from domain import (
@@ -518,6 +519,12 @@ class CaseNode:
     @strawberry.field
     def rejections(self) -> int:
         return self.basics.rejections
+
+    @field(description="Photos attached to the case (evidence), oldest first; fetch each "
+                        "url with the same bearer token.")
+    async def photos(self, info: GInfo) -> list[PhotoType]:
+        case = await self._case(info)
+        return [photo_type_of(case.id, p) for p in case.photos]
 
     @strawberry.field
     def stars(self) -> int | None:

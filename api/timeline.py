@@ -80,6 +80,12 @@ SUMMARIES: dict[str, Any] = {
     "Withdrawn": lambda e: f"withdrawn: {e.reason}",
     "SeverityRaised": lambda e: f"severity raised to {_text(e.severity)}: {e.reason}",
     "GroupMatterMarked": lambda e: f"marked a group matter: {e.reason}",
+    "CallbackRecorded": lambda e: (f"callback ({_text(e.result)})"
+                                   + ("" if e.satisfied is None else
+                                      ", satisfied" if e.satisfied else ", dissatisfied")
+                                   + (f": {e.note}" if e.note else "")),
+    "PhotoAttached": lambda e: f"photo attached ({e.content_type}, {e.size} bytes, "
+                               f"sha256 {e.sha256[:12]}…)",
 }
 
 

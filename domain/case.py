@@ -43,7 +43,17 @@ from domain.values import (
     Urging,
 )
 
-__all__ = ["RED_HANDLED_FROM", "Callback", "CallbackResult", "Case"]
+__all__ = [
+    "MAX_PHOTOS",
+    "MAX_PHOTO_BYTES",
+    "PHOTO_TYPES",
+    "RED_HANDLED_FROM",
+    "Callback",
+    "CallbackResult",
+    "Case",
+    "Photo",
+    "photo_type",
+]
 
 TERMINAL = frozenset({Status.CLOSED, Status.MERGED, Status.WITHDRAWN, Status.RETURNED})
 #: DOMAIN.md rule 6: a red (重大) matter is handled at county level or above, so
@@ -76,6 +86,40 @@ class Callback:
     by: str
     at: datetime
     closed_at: datetime | None  # the closure it followed
+
+
+#: Photos at intake and while handling (evidence): only JPEG and PNG, known by
+#: their first bytes (never by a file name or a declared type).
+PHOTO_TYPES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG\r\n\x1a\n": "image/png"}
+MAX_PHOTO_BYTES = 5 * 1024 * 1024  # 5 MiB: a phone's photo, not a video
+MAX_PHOTOS = 10  # per case: evidence, not an album
+
+
+def photo_type(content: bytes) -> str:
+    """The content type of a photo from its magic bytes; ``ValidationError``
+    (naming the rule) for anything but a JPEG or PNG within the size cap."""
+    if not isinstance(content, bytes | bytearray) or not content:
+        raise ValidationError("a photo must not be empty")
+    if len(content) > MAX_PHOTO_BYTES:
+        raise ValidationError(f"a photo is at most {MAX_PHOTO_BYTES // (1024 * 1024)} MB;"
+                              f" this one is {len(content)} bytes")
+    for magic, content_type in PHOTO_TYPES.items():
+        if content.startswith(magic):
+            return content_type
+    raise ValidationError("a photo must be a JPEG or PNG image (checked by its content,"
+                          " not its name)")
+
+
+@dataclass(frozen=True)
+class Photo:
+    """A photo attached to a case; its bytes live encrypted beside the events."""
+
+    attachment_id: UUID
+    sha256: str
+    content_type: str
+    size: int
+    by: str
+    at: datetime
 
 
 class Case(Aggregate):
@@ -286,6 +330,7 @@ class Case(Aggregate):
         self.merged_into: UUID | None = None
         self.withdrawn_reason: str | None = None
         self.callbacks: list[Callback] = []
+        self.photos: list[Photo] = []
         if origin is not None and origin.direction is Direction.UP:
             # Dispatched down to this center: an order it must accept or refuse.
             self.assignments = [Assignment(Assignee(AssigneeKind.CENTER, tenant, lead=True))]
@@ -994,6 +1039,43 @@ class Case(Aggregate):
     def _withdrawn(self, reason: str, by: str, at: datetime) -> None:
         self.withdrawn_reason = reason
         self.status, self.last_at = Status.WITHDRAWN, at
+
+
+    # -- photos (evidence) ---------------------------------------------------------
+
+    def attach_photo(self, attachment_id: UUID, sha256: str, content_type: str, size: int,
+                     by: str, at: datetime) -> None:
+        """Record a photo stored beside the case (its id, digest, type and size):
+        only while the case is open, at most ``MAX_PHOTOS``; never removed."""
+        if not self.is_open:
+            raise IllegalTransition(f"photos are attached only to an open case; this one is"
+                                    f" {self.status}")
+        if not isinstance(attachment_id, UUID):
+            raise ValidationError("a photo is named by its attachment id (a UUID)")
+        if any(p.attachment_id == attachment_id for p in self.photos):
+            raise ValidationError(f"photo {attachment_id} is already attached")
+        if len(self.photos) >= MAX_PHOTOS:
+            raise ValidationError(f"a case holds at most {MAX_PHOTOS} photos;"
+                                  f" {self.case_number} has {len(self.photos)}")
+        if content_type not in PHOTO_TYPES.values():
+            raise ValidationError("a photo must be a JPEG or PNG image;"
+                                  f" got {content_type!r}")
+        if not isinstance(size, int) or isinstance(size, bool) \
+                or not 0 < size <= MAX_PHOTO_BYTES:
+            raise ValidationError(f"a photo is 1 byte to {MAX_PHOTO_BYTES} bytes; got {size!r}")
+        if not isinstance(sha256, str) or len(sha256) != 64 \
+                or any(c not in "0123456789abcdef" for c in sha256):
+            raise ValidationError("a photo's digest is 64 lowercase hex digits (SHA-256)")
+        require_text(by, "the actor (by)")
+        require_aware(at, "a command's time (at)")
+        self._photo_attached(attachment_id=attachment_id, sha256=sha256,
+                             content_type=content_type, size=size, by=by, at=at)
+
+    @event("PhotoAttached")
+    def _photo_attached(self, attachment_id: UUID, sha256: str, content_type: str, size: int,
+                        by: str, at: datetime) -> None:
+        self.photos = [*self.photos,
+                       Photo(attachment_id, sha256, content_type, size, by, at)]
 
 
 def _checked_outcome(outcome: Outcome, summary: str, court_reference: str | None) -> Outcome:

@@ -16,6 +16,10 @@ several copies share the work. For every message it:
 4. publishes the batch's alerts on ``zz.alerts.<kind>.<city>.<county>.<township>.<village>``
    in ``ZZ_ALERTS`` with ``Nats-Msg-Id`` ``<alert>:<repeats>`` (JetStream drops a
    republished one), retrying until NATS takes them;
+   and keeps the alert's evidence: the key of the frame that fired it in the
+   frames bucket (``vision.messages.FRAMES_BUCKET``), that frame's detection
+   boxes and the zone's polygon (``lg_<city>.alert_frames``, the first frame of
+   the alert wins);
 5. checkpoints the rules' state of every camera the batch moved
    (``lg_<city>.alert_rule_state``, with the last stream sequence folded in), then
    acknowledges the batch.
@@ -40,9 +44,11 @@ import json
 import logging
 import signal
 import time
+import weakref
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
@@ -59,12 +65,15 @@ from vision.messages import (
     DETECTIONS_STREAM,
     DETECTIONS_SUBJECTS,
     AlertMessage,
+    Detection,
     FrameDetections,
     MessageError,
+    frame_key,
 )
 from vision.rules import CameraRules, Firing, dump_state, load_state
 
-__all__ = ["DURABLE", "AlertService", "Rejected", "alert_message", "ensure_streams", "main"]
+__all__ = ["DURABLE", "AlertFrame", "AlertFrames", "AlertService", "Rejected", "alert_frames",
+           "alert_message", "ensure_streams", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +152,92 @@ class RuleStates:
                       json.dumps(dump_state(w.rules))) for w in items])
 
 
+@dataclass(frozen=True)
+class AlertFrame:
+    """The evidence of an alert: the frame that fired it (a key in the frames
+    bucket, which drops it after its TTL), its detections and the zone's polygon."""
+
+    alert_id: UUID
+    tenant: str
+    frame_key: str
+    seq: int
+    at: datetime
+    width: int
+    height: int
+    detections: tuple[Detection, ...]
+    zone_polygon: list[list[float]]
+
+
+class AlertFrames:
+    """Alerts' evidence, per log group (``lg_<city>.alert_frames``), one row per alert."""
+
+    def __init__(self, tenants: Tenants) -> None:
+        self.tenants = tenants
+        self._ready: set[str] = set()
+
+    def _table(self, city: str) -> str:
+        return f'"{log_group_schema(city)}".alert_frames'
+
+    def _ensure(self, city: str) -> None:
+        if city in self._ready:
+            return
+        self.tenants.center(city)  # the log group's schema exists
+        with self.tenants.datastore_for(city).transaction(commit=True) as curs:
+            curs.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
+            curs.execute(f"CREATE TABLE IF NOT EXISTS {self._table(city)} ("
+                         "alert_id uuid PRIMARY KEY, tenant text NOT NULL, "
+                         "frame_key text NOT NULL, seq bigint NOT NULL, "
+                         "at timestamptz NOT NULL, width integer NOT NULL, "
+                         "height integer NOT NULL, detections jsonb NOT NULL, "
+                         "zone_polygon jsonb NOT NULL)")
+        self._ready.add(city)
+
+    def save(self, frame: AlertFrame) -> None:
+        """Keep an alert's evidence; an alert keeps the first frame recorded for it."""
+        city = frame.tenant[:4]
+        self._ensure(city)
+        detections = [{"label": d.label, "score": d.score, "box": list(d.box)}
+                      for d in frame.detections]
+        with self.tenants.datastore_for(city).transaction(commit=True) as curs:
+            curs.execute(f"INSERT INTO {self._table(city)} VALUES "
+                         "(%s, %s, %s, %s, %s, %s, %s, %s, %s) "
+                         "ON CONFLICT (alert_id) DO NOTHING",
+                         (frame.alert_id, frame.tenant, frame.frame_key, frame.seq, frame.at,
+                          frame.width, frame.height, json.dumps(detections),
+                          json.dumps(frame.zone_polygon)))
+
+    def get(self, tenant: str, alert_id: UUID) -> AlertFrame | None:
+        """The evidence kept for an alert of ``tenant``, if any."""
+        city = tenant[:4]
+        self._ensure(city)
+        with self.tenants.datastore_for(city).get_connection() as conn:
+            row = conn.execute(f"SELECT * FROM {self._table(city)} "
+                               "WHERE alert_id = %s AND tenant = %s",
+                               (alert_id, tenant)).fetchone()
+        if row is None:
+            return None
+        return AlertFrame(
+            alert_id=row["alert_id"], tenant=row["tenant"], frame_key=row["frame_key"],
+            seq=int(row["seq"]), at=row["at"], width=int(row["width"]),
+            height=int(row["height"]),
+            detections=tuple(Detection(d["label"], float(d["score"]),
+                                       (float(d["box"][0]), float(d["box"][1]),
+                                        float(d["box"][2]), float(d["box"][3])))
+                             for d in row["detections"]),
+            zone_polygon=[[float(x), float(y)] for x, y in row["zone_polygon"]])
+
+
+_FRAMES: weakref.WeakKeyDictionary[Tenants, AlertFrames] = weakref.WeakKeyDictionary()
+
+
+def alert_frames(tenants: Tenants) -> AlertFrames:
+    """The alerts' evidence over ``tenants`` (one per ``Tenants``: its DDL runs once)."""
+    found = _FRAMES.get(tenants)
+    if found is None:
+        found = _FRAMES[tenants] = AlertFrames(tenants)
+    return found
+
+
 def _zones_key(zones: Sequence[Zone]) -> str:
     return json.dumps([[z.name, z.polygon, [[str(r.kind), r.seconds, r.people, r.after,
                                              r.until] for r in z.rules]] for z in zones])
@@ -191,6 +286,7 @@ class AlertService:
         self.ack_wait = ack_wait
         self.reload_every = reload_every
         self.states = RuleStates(tenants, durable)
+        self.frames = AlertFrames(tenants)
         self.stats: Counter[str] = Counter()
         self._watched: dict[tuple[str, str, str], _Watched] = {}
         self._stopping = False
@@ -226,6 +322,7 @@ class AlertService:
             recorded = self._record(app, watched.camera_id, frame, firing)
             if recorded is not None:
                 self.stats[recorded.outcome] += 1
+                self._keep_evidence(recorded.alert, frame, watched.zones, firing.zone)
                 published.append(alert_message(recorded.alert))
         return published
 
@@ -283,6 +380,25 @@ class AlertService:
                             load_state(zones, state), now, applied)
         return _Watched(city, key, camera_id, list(zones), False, CameraRules(zones), now,
                         saved[0] if saved else 0)
+
+    def _keep_evidence(self, alert: CameraAlert, frame: FrameDetections, zones: list[Zone],
+                       zone: str) -> None:
+        """Keep the frame's key, boxes and the zone's polygon for the alert (waiting
+        out a database outage, as recording does)."""
+        polygon = next((z.polygon for z in zones if z.name == zone), [])
+        evidence = AlertFrame(alert.id, alert.tenant,
+                              frame_key(frame.tenant, frame.camera, frame.seq), frame.seq,
+                              frame.at, frame.width, frame.height, frame.detections,
+                              [list(p) for p in polygon])
+        while True:
+            try:
+                self.frames.save(evidence)
+                return
+            except (OperationalError, InterfaceError) as e:
+                if self._stopping:
+                    raise
+                log.warning("the database is unavailable (%s); retrying", e)
+                time.sleep(RETRY_PAUSE)
 
     def _record(self, app: CameraApp, camera_id: UUID, frame: FrameDetections,
                 firing: Firing) -> Recorded | None:

@@ -9,6 +9,11 @@ Alerts: one message per raised (or re-counted) alert, on
 ``zz.alerts.<kind>.<city>.<county>.<township>.<village>`` where the tier
 segments below the alert's tenant are ``_``; a subscriber narrows to a
 subtree and kind with wildcards, e.g. ``zz.alerts.*.3301.330102.>``.
+
+Frames: the JPEG of each analysed frame with detections, put by the worker in
+JetStream's object store (bucket ``zz-frames``, kept ``FRAMES_TTL_S``) under
+``<tenant>-<camera>-<seq>`` before its detections are published, so the frame
+that fired an alert can be shown with its boxes while the bucket keeps it.
 """
 
 from __future__ import annotations
@@ -16,10 +21,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Any
 
 __all__ = [
     "ALERTS_STREAM",
     "DETECTIONS_STREAM",
+    "FRAMES_BUCKET",
+    "FRAMES_TTL_S",
     "AlertMessage",
     "Detection",
     "FrameDetections",
@@ -28,12 +36,16 @@ __all__ = [
     "alerts_subject",
     "detection_msg_id",
     "detections_subject",
+    "ensure_frames_bucket",
+    "frame_key",
 ]
 
 DETECTIONS_STREAM = "ZZ_DETECTIONS"
 DETECTIONS_SUBJECTS = "zz.detections.>"
 ALERTS_STREAM = "ZZ_ALERTS"
 ALERTS_SUBJECTS = "zz.alerts.>"
+FRAMES_BUCKET = "zz-frames"
+FRAMES_TTL_S = 3600.0  # an hour: long enough to dispose of an alert, short for privacy
 
 
 class MessageError(ValueError):
@@ -106,6 +118,29 @@ def detection_msg_id(camera: str, seq: int) -> str:
 
 def detections_subject(tenant: str, camera: str) -> str:
     return f"zz.detections.{tenant[:4]}.{tenant}.{camera}"
+
+
+def frame_key(tenant: str, camera: str, seq: int) -> str:
+    """The object-store name of a camera's frame (camera refs hold no '.' or space)."""
+    return f"{tenant}-{camera}-{seq}"
+
+
+async def ensure_frames_bucket(js: Any, ttl_s: float = FRAMES_TTL_S) -> Any:
+    """The frames bucket (file storage, objects dropped after ``ttl_s``), created if
+    missing; an existing bucket is used as its owner configured it."""
+    from nats.js.api import ObjectStoreConfig, StorageType
+    from nats.js.errors import BadRequestError, NotFoundError
+
+    try:
+        return await js.object_store(FRAMES_BUCKET)
+    except NotFoundError:
+        pass
+    try:
+        return await js.create_object_store(FRAMES_BUCKET, config=ObjectStoreConfig(
+            bucket=FRAMES_BUCKET, ttl=ttl_s, storage=StorageType.FILE,
+            description="analysed camera frames with detections, kept briefly"))
+    except BadRequestError:  # created by someone else meanwhile
+        return await js.object_store(FRAMES_BUCKET)
 
 
 # -- alerts (added by the alert service) ---------------------------------------------------

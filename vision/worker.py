@@ -11,6 +11,11 @@ Failures stay with what failed: Triton unreachable → the frame is dropped and 
 health turns ``degraded: triton unreachable since ...``, and the next frame tries again
 (recovery is automatic); a model answering in the wrong shape, an unreadable frame, a
 source that cannot be opened → counted and reported on that camera, the others go on.
+
+A frame with detections is also kept, as a JPEG, in the object store (bucket
+``zz-frames``, an hour) under ``<tenant>-<camera>-<seq>`` before its detections go
+out, so an alert it fires can be shown with its boxes; failing to keep it is
+counted (``frame_errors``) and never holds the detections back.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import cv2
 import nats
 from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import BadRequestError, NotFoundError
@@ -47,10 +53,13 @@ from vision.messages import (
     FrameDetections,
     MessageError,
     detections_subject,
+    ensure_frames_bucket,
+    frame_key,
 )
 from vision.sources import (
     CameraFeed,
     FeedStats,
+    Frame,
     FrameSource,
     LatestFrameSlot,
     open_source,
@@ -100,6 +109,8 @@ class CameraStats:
     unreadable: int = 0
     model_errors: int = 0
     publish_errors: int = 0
+    frames_kept: int = 0
+    frame_errors: int = 0
     state: str = "starting"
     last_error: str = ""
     inference_ms: list[float] = field(default_factory=list, repr=False)
@@ -142,7 +153,8 @@ class VisionWorker:
 
     def __init__(self, cameras: Sequence[CameraConfig], *, nats_url: str, triton_url: str,
                  sources: dict[str, FrameSource] | None = None, models: dict[str, ModelSpec]
-                 | None = None, publish_timeout_s: float = 5.0) -> None:
+                 | None = None, publish_timeout_s: float = 5.0,
+                 keep_frames: bool = True) -> None:
         ids = [c.camera for c in cameras]
         if len(set(ids)) != len(ids):
             raise ValueError("camera ids must be unique within a worker")
@@ -156,6 +168,8 @@ class VisionWorker:
                 raise ValueError(f"camera {c.camera}: unknown model {c.model!r}; "
                                  f"known: {', '.join(sorted(self._models))}")
         self.publish_timeout_s = publish_timeout_s
+        self.keep_frames = keep_frames
+        self._frames: Any = None  # the object store bucket of kept frames
         self.stats = {c.camera: CameraStats(c.camera) for c in cameras}
         self._feeds: dict[str, CameraFeed] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -170,6 +184,8 @@ class VisionWorker:
                                       reconnect_time_wait=0.5)
         self._js = self._nc.jetstream()
         await ensure_detections_stream(self._js)
+        if self.keep_frames:
+            self._frames = await ensure_frames_bucket(self._js)
         loop = asyncio.get_running_loop()
         for config in self.cameras:
             stats = self.stats[config.camera]
@@ -293,11 +309,26 @@ class VisionWorker:
                 camera=config.camera, tenant=config.tenant, seq=frame.seq, at=frame.at,
                 width=int(frame.image.shape[1]), height=int(frame.image.shape[0]),
                 model=spec.name, inference_ms=round(inference_ms, 2), detections=detections)
+            if detections and self._frames is not None:
+                await self.keep_frame(message, frame.image, stats)
             if await self.publish(message):
                 stats.published += 1
                 stats.latency_ms.append((time.monotonic() - frame.captured_monotonic) * 1000)
             else:
                 stats.publish_errors += 1
+
+    async def keep_frame(self, message: FrameDetections, image: Frame,
+                         stats: CameraStats) -> None:
+        """Put the frame (RGB) as a JPEG in the frames bucket under its key."""
+        key = frame_key(message.tenant, message.camera, message.seq)
+        try:
+            jpeg = await asyncio.to_thread(encode_jpeg, image)
+            await asyncio.wait_for(self._frames.put(key, jpeg), self.publish_timeout_s)
+            stats.frames_kept += 1
+        except Exception as e:  # an unkept frame costs its picture, never its detections
+            stats.frame_errors += 1
+            stats.last_error = f"keeping frame {key} failed: {e!r}"
+            log.warning("camera %s: keeping frame %s failed: %r", message.camera, key, e)
 
     async def publish(self, message: FrameDetections, *, attempts: int = 3) -> bool:
         """Publish with the frame's message id; a retry after a lost ack is stored once."""
@@ -313,6 +344,15 @@ class VisionWorker:
                 await asyncio.sleep(0.2 * (attempt + 1))
         self.stats[message.camera].last_error = f"publishing {message.msg_id} failed"
         return False
+
+
+def encode_jpeg(image: Frame, quality: int = 80) -> bytes:
+    """An RGB frame as JPEG bytes."""
+    ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise ValueError("the frame could not be encoded as JPEG")
+    return bytes(encoded.tobytes())
 
 
 def write_health(health: Health, path: Path) -> None:

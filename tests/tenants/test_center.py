@@ -33,6 +33,7 @@ from domain import (
 )
 from domain.case import CallbackResult
 from projections.cases import CaseIndex
+from tenants.attachments import attach_photo
 from tenants.calendar import read_schedule
 from tenants.center import CaseNotFound, CenterApp, ConcurrentUpdate
 from tenants.keys import TenantKeyShredded
@@ -157,6 +158,7 @@ def test_every_case_event_type_round_trips_through_postgresql(
     second = receive(app)
     app.triage_case(second.id, Severity.YELLOW, HandlingClass.SIMPLE, "d", at())
     app.raise_severity(second.id, Severity.ORANGE, "牵涉多户", "d", at())
+    attach_photo(app, second.id, b"\xff\xd8\xff\xe0" + bytes(64), "g", at())  # evidence
     app.dispatch_case(second.id, [Assignee(AssigneeKind.GRID_WORKER, "grid-7", lead=True)],
                       "d", at())
     app.refuse_case(second.id, "grid-7", "不属本网格", "g", at())

@@ -137,3 +137,55 @@ export function subscribe<T>(
     },
   )
 }
+
+/** A photo on a case, as the API lists it (GraphQL `photos`, or the upload's answer). */
+export interface PhotoInfo {
+  id: string
+  contentType: string
+  size: number
+  sha256: string
+  at: string
+  by: string
+  url: string
+}
+
+async function media(url: string, init: RequestInit = {}): Promise<Response> {
+  let response: Response
+  try {
+    response = await fetch(url, {
+      ...init,
+      headers: { ...(init.headers ?? {}), ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+    })
+  } catch {
+    throw new GqlError('NETWORK', 'the API cannot be reached')
+  }
+  if (!response.ok) {
+    let error = new GqlError('INTERNAL', `the API answered ${response.status}`)
+    try {
+      const body = (await response.json()) as { code?: string; message?: string }
+      if (body.code) error = new GqlError(body.code, body.message ?? body.code)
+    } catch {
+      /* not JSON: keep the status */
+    }
+    if (token && AUTH_CODES.includes(error.code)) onAuthFailure(error)
+    throw error
+  }
+  return response
+}
+
+/** Upload one photo (JPEG or PNG, the API checks the bytes) to a case. */
+export async function uploadPhoto(caseId: string, file: Blob): Promise<PhotoInfo> {
+  const response = await media(`/api/cases/${encodeURIComponent(caseId)}/photos`, {
+    method: 'POST',
+    headers: { 'Content-Type': file.type || 'application/octet-stream' },
+    body: file,
+  })
+  return (await response.json()) as PhotoInfo
+}
+
+/** An image the API serves behind the bearer token, as an object URL for <img>/<image>
+ * (revoke it with URL.revokeObjectURL when done). */
+export async function imageUrl(url: string): Promise<string> {
+  const response = await media(url)
+  return URL.createObjectURL(await response.blob())
+}
