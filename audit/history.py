@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, cast
 from uuid import UUID
 
@@ -27,7 +28,8 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Composed, Identifier
 
 from audit.chain import AuditError
-from domain import Case, tenant_of
+from domain import Case, Status, WorkingCalendar, tenant_of
+from domain.supervision import due_at
 from tenants.center import CaseNotFound
 from tenants.persistence import log_group_schema
 from tenants.service import Tenants
@@ -35,6 +37,8 @@ from tenants.service import Tenants
 #: Fields that say why, in the order they are looked for.
 WHY = ("reason", "note", "message", "comment", "summary", "handover_reason")
 _SKIPPED = {"timestamp", "originator_topic", "by", "at", "received_by", "received_at", *WHY}
+#: Stars that count as satisfied (as projections.kpis.SATISFIED_STARS).
+SATISFIED_STARS = 4
 _RECORDED = re.compile(rb'"timestamp":\{"_type_":"datetime_iso","_data_":"([^"]+)"')
 
 
@@ -102,10 +106,11 @@ def entry(tenant: str, position: int, case_id: UUID, version: int, topic: str,
 def history(tenants: Tenants, *, tenant: str | None = None, case_id: UUID | None = None,
             since: datetime | None = None, until: datetime | None = None,
             types: Sequence[str] = (), actor: str | None = None,
-            limit: int | None = None) -> list[Entry]:
+            limit: int | None = None, after: int | None = None) -> list[Entry]:
     """A tenant's (log order) or a case's (version order) events; ``since`` and
     ``until`` bound the recorded time (inclusive), ``types`` the event types
-    (``Triaged`` or a full topic), ``actor`` the ``by``."""
+    (``Triaged`` or a full topic), ``actor`` the ``by``; ``after`` skips the
+    events up to that tenant position (tenant) or version (case), for paging."""
     if (tenant is None) == (case_id is None):
         raise AuditError("history needs a tenant or a case, not both")
     if case_id is not None:
@@ -120,8 +125,13 @@ def history(tenants: Tenants, *, tenant: str | None = None, case_id: UUID | None
         "SELECT tenant_position, originator_id, originator_version, topic, state "
         "FROM {0}.events WHERE tenant = %(tenant)s").format(schema)
     if case_id is not None:
-        statement += SQL(" AND originator_id = %(case)s ORDER BY originator_version")
+        statement += SQL(" AND originator_id = %(case)s")
+        if after is not None:
+            statement += SQL(" AND originator_version > %(after)s")
+        statement += SQL(" ORDER BY originator_version")
     else:
+        if after is not None:
+            statement += SQL(" AND tenant_position > %(after)s")
         statement += SQL(" ORDER BY tenant_position")
     wanted = set(types)
     found: list[Entry] = []
@@ -129,7 +139,7 @@ def history(tenants: Tenants, *, tenant: str | None = None, case_id: UUID | None
     with store.get_connection() as conn, conn.transaction(), conn.cursor(
             name="audit_history", row_factory=tuple_row, binary=True) as cur:
         cur.itersize = 2000
-        cur.execute(statement, {"tenant": tenant, "case": case_id})
+        cur.execute(statement, {"tenant": tenant, "case": case_id, "after": after})
         for position, oid, version, topic, state in cur:
             if wanted and event_type(topic) not in wanted and topic not in wanted:
                 continue
@@ -210,4 +220,79 @@ def tenant_as_of(tenants: Tenants, tenant: str, instant: datetime) -> dict[UUID,
     return cases
 
 
-__all__ = ["Entry", "case_as_of", "event_type", "history", "recorded_at", "tenant_as_of"]
+@dataclass(frozen=True)
+class TenantFigures:
+    """A tenant's own cases as they stood at ``instant`` (``tenant_figures``)."""
+
+    tenant: str
+    instant: datetime
+    cases: int  # every case that existed
+    open: int
+    by_status: dict[str, int]  # status -> cases, only statuses held by some case
+    overdue: int  # open, past the deadline that applied then (domain.supervision.due_at)
+    due_within_24h: int  # open, that deadline within the next 24 hours
+    matters: int  # merged duplicates and orders returned upwards left out
+    withdrawn: int
+    resolved: int  # matters not withdrawn with a result
+    evaluated: int
+    satisfied: int  # 4 or 5 stars
+    closed_at_least_once: int
+    repeat_complaints: int  # re-opened at least once
+
+    @property
+    def resolution_rate(self) -> float | None:
+        base = self.matters - self.withdrawn
+        return self.resolved / base if base else None
+
+    @property
+    def satisfaction(self) -> float | None:
+        return self.satisfied / self.evaluated if self.evaluated else None
+
+    @property
+    def repeat_complaint_rate(self) -> float | None:
+        base = self.closed_at_least_once
+        return self.repeat_complaints / base if base else None
+
+
+def figures_of(tenant: str, cases: Iterable[Case], instant: datetime,
+               calendar: WorkingCalendar) -> TenantFigures:
+    """Counts, working-view sizes and KPIs of ``cases`` (a tenant as of ``instant``)."""
+    by_status: Counter[str] = Counter()
+    n = still_open = overdue = due_soon = matters = withdrawn = resolved = 0
+    evaluated = satisfied = closed_once = repeats = 0
+    for case in cases:
+        n += 1
+        by_status[case.status.value] += 1
+        if case.is_open:
+            still_open += 1
+            due = due_at(case, calendar)
+            if due is not None and due[0] < instant:
+                overdue += 1
+            elif due is not None and due[0] < instant + timedelta(hours=24):
+                due_soon += 1
+        if case.status in (Status.MERGED, Status.RETURNED):
+            continue
+        matters += 1
+        if case.status is Status.WITHDRAWN:
+            withdrawn += 1
+        elif case.outcome is not None:
+            resolved += 1
+        if case.stars is not None:
+            evaluated += 1
+            satisfied += case.stars >= SATISFIED_STARS
+        if case.closed_at is not None or case.repeat_count > 0:
+            closed_once += 1
+        repeats += case.repeat_count > 0
+    return TenantFigures(tenant, instant, n, still_open, dict(sorted(by_status.items())),
+                         overdue, due_soon, matters, withdrawn, resolved, evaluated,
+                         satisfied, closed_once, repeats)
+
+
+def tenant_figures(tenants: Tenants, tenant: str, instant: datetime) -> TenantFigures:
+    """:func:`figures_of` the tenant's cases replayed as of ``instant``."""
+    cases = tenant_as_of(tenants, tenant, instant)
+    return figures_of(tenant, cases.values(), instant, tenants.calendar())
+
+
+__all__ = ["Entry", "TenantFigures", "case_as_of", "event_type", "figures_of", "history",
+           "recorded_at", "tenant_as_of", "tenant_figures"]
