@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
-from support import MASTER_KEY, ROOT, write_divisions
+from support import MASTER_KEY, ROOT, SESSION_SERVERS, write_divisions
 
 from zongzhi.servers import Servers, free_port
 
@@ -32,6 +32,7 @@ def test_servers() -> Servers:
     if _servers is None:
         data_dir = Path(os.environ.get("ZONGZHI_TEST_DATA_DIR") or ROOT / ".zongzhi" / "test")
         _servers = Servers(data_dir=data_dir, nats_port=free_port()).start()
+        SESSION_SERVERS["ZONGZHI_NATS_URL"] = _servers.nats_url
     return _servers
 
 

@@ -9,12 +9,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MASTER_KEY = secrets.token_bytes(32)  # the test session's master key
+#: The session's other servers (``ZONGZHI_NATS_URL``), set once they are started, so a
+#: subprocess never starts (or leaks) an embedded one on the default port.
+SESSION_SERVERS: dict[str, str] = {}
 
 
 def product_env(database_url: str) -> dict[str, str]:
     """The environment under which a ``zongzhi`` subprocess (router, scheduler)
-    works on the session's store with the session's master key."""
-    return {**os.environ, "ZONGZHI_DATABASE_URL": database_url,
+    works on the session's store (and NATS) with the session's master key."""
+    return {**os.environ, **SESSION_SERVERS, "ZONGZHI_DATABASE_URL": database_url,
             "ZONGZHI_MASTER_KEY": base64.urlsafe_b64encode(MASTER_KEY).decode()}
 
 

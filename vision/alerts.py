@@ -273,19 +273,19 @@ async def ensure_streams(js: Any) -> None:
 class AlertService:
     """Consumes detections, raises alerts in the cameras' centers, publishes them."""
 
-    def __init__(self, tenants: Tenants, nats_url: str, *, durable: str = DURABLE,
+    def __init__(self, tenants: Tenants, nats_url: str, *, durable: str | None = None,
                  cities: Sequence[str] = (), batch: int = 64, ack_wait: float = 30.0,
                  reload_every: float = RELOAD_EVERY) -> None:
         self.tenants = tenants
         self.cameras = Cameras(tenants)
         self.nats_url = nats_url
-        self.durable = durable
+        self.durable = durable or durable_for(cities)
         #: the detections this consumer takes: every city's, or only the cities named
         self.subjects = [f"zz.detections.{c}.>" for c in cities] or [DETECTIONS_SUBJECTS]
         self.batch = batch
         self.ack_wait = ack_wait
         self.reload_every = reload_every
-        self.states = RuleStates(tenants, durable)
+        self.states = RuleStates(tenants, self.durable)
         self.frames = AlertFrames(tenants)
         self.stats: Counter[str] = Counter()
         self._watched: dict[tuple[str, str, str], _Watched] = {}
@@ -534,7 +534,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from zongzhi.servers import Servers
 
     p = argparse.ArgumentParser(prog="zongzhi alerts", description=__doc__.split("\n")[0])
-    p.add_argument("--durable", default=DURABLE, help="the JetStream consumer's name")
+    p.add_argument("--durable", default=None,
+                   help=f"the JetStream consumer's name (default {DURABLE}, or "
+                        f"{DURABLE}-<city>... for the cities taken)")
     p.add_argument("--city", action="append", default=[],
                    help="take only this city's detections (repeat; default: all)")
     p.add_argument("--ack-wait", type=float, default=30.0,
@@ -552,7 +554,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         servers.stop()
 
 
-async def _serve(tenants: Tenants, nats_url: str, durable: str,
+def durable_for(cities: Sequence[str]) -> str:
+    """The consumer of a service taking ``cities`` (all: ``zz-alerts``): one per set of
+    cities, since a consumer's subject filter and the rules' saved state are its own; two
+    services of different cities on one consumer would take each other's detections."""
+    return "-".join([DURABLE, *sorted(set(cities))])
+
+
+async def _serve(tenants: Tenants, nats_url: str, durable: str | None,
                  cities: Sequence[str], ack_wait: float) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -563,7 +572,8 @@ async def _serve(tenants: Tenants, nats_url: str, durable: str,
     ready = asyncio.Event()
     task = asyncio.create_task(service.run(stop, ready))
     await ready.wait()
-    print(f"alert service: consuming {DETECTIONS_STREAM} as {durable}; stop with Ctrl-C",
+    print(f"alert service: consuming {DETECTIONS_STREAM} as {service.durable}; stop with "
+          "Ctrl-C",
           flush=True)
     await task
 

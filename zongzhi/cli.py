@@ -288,7 +288,8 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     from vision.alerts import main as run_alerts
 
     return run_alerts([*(f"--city={c}" for c in args.city or []),
-                       f"--durable={args.durable}", f"--ack-wait={args.ack_wait}"])
+                       *([f"--durable={args.durable}"] if args.durable else []),
+                       f"--ack-wait={args.ack_wait}"])
 
 
 def cmd_projections(args: argparse.Namespace) -> None:
@@ -405,7 +406,8 @@ def parser() -> argparse.ArgumentParser:
 
     alerts = sub.add_parser("alerts", help="raise camera alerts from detections on NATS")
     alerts.add_argument("--city", action="append", help="city to take (default: all)")
-    alerts.add_argument("--durable", default="zz-alerts", help="the JetStream consumer")
+    alerts.add_argument("--durable", default=None,
+                        help="the JetStream consumer (default zz-alerts[-<city>...])")
     alerts.add_argument("--ack-wait", type=float, default=30.0,
                         help="seconds before an unacknowledged detection is redelivered")
     alerts.set_defaults(run=cmd_alerts)

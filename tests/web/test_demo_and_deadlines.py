@@ -23,14 +23,16 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 def test_the_demo_serves_the_client_and_its_picker_signs_in_each_demo_user(
-        browser: Browser, database_url: str, web_dist: Path, city: str, tmp_path: Path) -> None:
+        browser: Browser, database_url: str, nats_url: str, web_dist: Path, city: str,
+        tmp_path: Path) -> None:
     # given `zongzhi demo` on a small city, as a newcomer runs it
     write_divisions(tmp_path / "div", city, counties=1, townships=1, villages=1)
     port = free_port()
     demo = subprocess.Popen(
         [sys.executable, "-m", "zongzhi.cli", "demo", "--city", city, "--cases", "5",
-         "--divisions", str(tmp_path / "div"), "--port", str(port)],
-        cwd=ROOT, env=product_env(database_url), stdout=subprocess.PIPE,
+         "--divisions", str(tmp_path / "div"), "--port", str(port), "--no-cameras"],
+        cwd=ROOT, env={**product_env(database_url), "ZONGZHI_NATS_URL": nats_url,
+                       "ZONGZHI_DATA_DIR": str(tmp_path)}, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
     try:
         assert demo.stdout is not None

@@ -119,8 +119,10 @@ def web_server(database_url: str, nats_url: str, web_city: dict[str, list[str]],
         log.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    # one per module, not per session: Playwright's sync API keeps an event loop running
+    # in this thread, and later suites that call asyncio.run() must not find it there
     with sync_playwright() as p:
         p.selectors.set_test_id_attribute("data-test")
         chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS,
