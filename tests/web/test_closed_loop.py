@@ -1,7 +1,8 @@
 """The closed loop across tiers in the browser, live: a village grid worker
 reports, the village escalates, the township dispatches back down, the village
 sees the order live and resolves it, the party's confirmation closes it, and
-the county's dashboard figures change."""
+the county's dashboard figures change; a township's escalation appears live in
+the county's inbox."""
 
 from __future__ import annotations
 
@@ -134,4 +135,33 @@ def test_a_grid_workers_report_goes_up_comes_back_down_live_and_closes_with_the_
     assert kpi(dash, "closed") == figures["closed"] > closed_before
     dash.screenshot(path=str(SCREENSHOTS / "county-dashboard.png"), full_page=True)
     for page in (dash, worker, inbox_t, case_v, inbox_v):
+        page.context.close()
+
+
+def test_a_township_escalation_appears_live_in_the_county_inbox(
+        browser: Browser, web_server: str, web_city: dict[str, list[str]], issue: Issue,
+        unique: str) -> None:
+    county, township = web_city["county"][0], web_city["township"][0]
+    clerk_t = issue(township, Role.CLERK, Role.DISPATCHER, name="镇受理员")
+    summary = f"多个村共用水渠纠纷 {unique}"
+    case = graphql(web_server, clerk_t, """mutation($c: String!, $s: String!) { receiveCase(
+        center: $c, channel: WINDOW, category: "neighbour-dispute", summary: $s,
+        parties: [{name: "赵六", phone: "13733334444"}], place: {address: "镇东水渠"}) { id } }""",
+                   c=township, s=summary)["receiveCase"]
+    # given the county's inbox open in a dispatcher's browser
+    inbox_c = open_page(browser, web_server, issue(county, Role.DISPATCHER, name="县调度员"),
+                        "/inbox")
+    expect(inbox_c.get_by_test_id("live")).to_be_visible()
+    expect(inbox_c.locator("tr.case-row", has_text=summary)).to_have_count(0)
+    # when the township's director triages and escalates the case in the browser
+    case_t = open_page(browser, web_server, issue(township, Role.DIRECTOR, name="镇主任"),
+                       f"/cases/{case['id']}")
+    status(case_t, "RECEIVED")
+    act(case_t, "triage")
+    status(case_t, "TRIAGED")
+    act(case_t, "escalate", reason="涉及多个乡镇, 镇级无法协调")
+    status(case_t, "ESCALATED")
+    # then it appears in the county's inbox without a reload
+    expect(inbox_c.locator("tr.case-row", has_text=summary)).to_be_visible(timeout=20_000)
+    for page in (inbox_c, case_t):
         page.context.close()
