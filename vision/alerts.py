@@ -54,7 +54,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError
 
-from domain import CameraAlert, DomainError, Zone, tier_of
+from domain import CameraAlert, DomainError, Tier, ValidationError, Zone, tier_of
 from tenants.cameras import CameraApp, CameraNotFound, Cameras, Recorded
 from tenants.persistence import DDL_LOCK, log_group_schema
 from tenants.registry import UnknownTenant
@@ -546,6 +546,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     servers = Servers().start()
     tenants = Tenants.from_env(servers.database_url, load_master_key(servers.data_dir))
     try:
+        for code in args.city:  # UnknownTenant names a code that is not registered
+            if tenants.registry.get(code).tier is not Tier.CITY:
+                raise ValidationError(f"{code} is not a city: the alert service takes a "
+                                      "city's detections")
         asyncio.run(_serve(tenants, servers.nats_url, args.durable, args.city,
                            args.ack_wait))
         return 0

@@ -26,6 +26,7 @@ from domain.calendar import CHINA
 from tenants.cameras import Cameras
 from tenants.service import Tenants
 from vision.worker import CameraConfig, VisionWorker
+from zongzhi.serve import first_child
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +63,8 @@ def frames(data_dir: Path) -> Path:
 
 def register(tenants: Tenants, city: str) -> str:
     """The demo cameras, registered in the city's first village (once)."""
-    county = _first(tenants, city, Tier.COUNTY)
-    village = _first(tenants, _first(tenants, county, Tier.TOWNSHIP), Tier.VILLAGE)
+    county = first_child(tenants, city, Tier.COUNTY)
+    village = first_child(tenants, first_child(tenants, county, Tier.TOWNSHIP), Tier.VILLAGE)
     app = Cameras(tenants).center(village)
     for c in CAMERAS:
         with contextlib.suppress(ValidationError):  # registered by an earlier demo run
@@ -107,11 +108,6 @@ class CameraDemo:
             except Exception:
                 log.exception("demo cameras failed; starting again in 5 s")
                 self._stop.wait(5)
-
-
-def _first(tenants: Tenants, parent: str, tier: Tier) -> str:
-    return next(c.code for c in tenants.registry.children(parent)
-                if c.tier is tier and not c.retired)
 
 
 __all__ = ["CAMERAS", "CameraDemo"]

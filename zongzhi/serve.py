@@ -133,9 +133,9 @@ def demo_tokens(tenants: Tenants, city: str) -> list[tuple[str, str]]:
     from api.auth import Role, TokenService
 
     tokens = TokenService.from_env(tenants.registry)
-    county = _first(tenants, city, Tier.COUNTY)
-    township = _first(tenants, county, Tier.TOWNSHIP)
-    village = _first(tenants, township, Tier.VILLAGE)
+    county = first_child(tenants, city, Tier.COUNTY)
+    township = first_child(tenants, county, Tier.TOWNSHIP)
+    village = first_child(tenants, township, Tier.VILLAGE)
     # the township clerk also dispatches (a clerk alone may not: see authorization.md)
     wanted = [(city, [Role.DIRECTOR], "city director"),
               (county, [Role.DISPATCHER], "county dispatcher"),
@@ -151,7 +151,8 @@ def demo_tokens(tenants: Tenants, city: str) -> list[tuple[str, str]]:
                       ttl=timedelta(hours=12)))]
 
 
-def _first(tenants: Tenants, parent: str, tier: Tier) -> str:
+def first_child(tenants: Tenants, parent: str, tier: Tier) -> str:
+    """The first active center of ``tier`` below ``parent`` (the demo's picks)."""
     return next(c.code for c in tenants.registry.children(parent)
                 if c.tier is tier and not c.retired)
 
@@ -184,4 +185,4 @@ def serve(tenants: Tenants, cities: Sequence[str], host: str, port: int,
         workers.stop()
 
 
-__all__ = ["Workers", "demo_tokens", "serve"]
+__all__ = ["Workers", "demo_tokens", "first_child", "serve"]

@@ -71,10 +71,11 @@ def test_servers_stop_stops_the_embedded_servers_and_starts_nothing(
 
 
 def test_the_workers_refuse_a_code_that_is_not_a_registered_city(
-        configured: None, city_tree: dict[str, list[str]],
-        capsys: pytest.CaptureFixture[str]) -> None:
+        configured: None, city_tree: dict[str, list[str]], nats_url: str,
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("ZONGZHI_NATS_URL", nats_url)  # the alert service's NATS
     county = city_tree["county"][0]
-    for command in (["router", "--once"], ["scheduler", "--once"]):
+    for command in (["router", "--once"], ["scheduler", "--once"], ["alerts"]):
         assert main([*command, "--city", county]) == 2
         assert f"{county} is not a city" in capsys.readouterr().err
         assert main([*command, "--city", "1998"]) == 2
