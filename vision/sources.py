@@ -6,6 +6,12 @@ When inference falls behind, a new frame replaces the one still waiting and the
 replaced one is counted as dropped — memory stays bounded whatever the camera count.
 A frame that cannot be decoded is counted and reported (``last_error``) and the feed
 goes on with the next; a source that cannot be opened fails that camera alone.
+
+A source whose frames can be decoded apart from reading them (a folder of images: a
+frame is a file) hands the feed a *deferred* frame instead (:class:`DeferredSource`):
+the consumer decodes only the frames it takes, so a frame dropped by back-pressure
+costs no decoding. A video or RTSP frame is decoded as it is read (each depends on
+the ones before it).
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
@@ -28,6 +35,7 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "CameraFeed",
     "CapturedFrame",
+    "DeferredSource",
     "FeedStats",
     "FrameSource",
     "ImageFolder",
@@ -66,6 +74,14 @@ class FrameSource(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class DeferredSource(Protocol):
+    """A source that can give the next frame undecoded: ``read_deferred`` returns a
+    function that decodes it (raising :class:`UnreadableFrame`), or ``None`` at the end."""
+
+    def read_deferred(self) -> Callable[[], Frame] | None: ...
+
+
 def _rgb(bgr: npt.NDArray[Any]) -> Frame:
     return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
@@ -93,12 +109,19 @@ class ImageFolder:
         self._next = 0
 
     def read(self) -> Frame | None:
+        decode = self.read_deferred()
+        return None if decode is None else decode()
+
+    def read_deferred(self) -> Callable[[], Frame] | None:
         if self._next >= len(self._files):
             if not self.loop:
                 return None
             self._next = 0
         path = self._files[self._next]
         self._next += 1
+        return partial(self._decode, path)
+
+    def _decode(self, path: Path) -> Frame:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
             raise UnreadableFrame(f"{path.name} in {self.folder} is not a readable image")
@@ -209,12 +232,25 @@ def open_source(uri: str, *, loop: bool = False) -> FrameSource:
 @dataclass(frozen=True)
 class CapturedFrame:
     """One frame as it left its source: its number in the camera's stream (frames
-    skipped as unreadable keep their numbers), when it was captured, the RGB image."""
+    skipped as unreadable keep their numbers), when it was captured, and either the RGB
+    image or, from a :class:`DeferredSource`, the function that decodes it."""
 
     seq: int
     at: datetime
-    image: Frame
+    image: Frame | None = None
     captured_monotonic: float = 0.0
+    decode: Callable[[], Frame] | None = None
+
+    def __post_init__(self) -> None:
+        if (self.image is None) == (self.decode is None):
+            raise ValueError("a captured frame has an image or a decode function, one")
+
+    def decoded(self) -> Frame:
+        """The RGB image, decoding it now if it was deferred (:class:`UnreadableFrame`)."""
+        if self.image is not None:
+            return self.image
+        assert self.decode is not None
+        return self.decode()
 
 
 @dataclass
@@ -305,6 +341,7 @@ class CameraFeed:
             return
         self.stats.state = "running"
         interval = 1.0 / self.fps
+        deferred = isinstance(self.source, DeferredSource)
         due = time.monotonic()
         seq = self.first_seq
         try:
@@ -312,7 +349,12 @@ class CameraFeed:
                 if not self.source.live and self._stop.wait(max(0.0, due - time.monotonic())):
                     break
                 try:
-                    image = self.source.read()
+                    image: Frame | None = None
+                    decode = None
+                    if deferred:
+                        decode = self.source.read_deferred()  # type: ignore[attr-defined]
+                    else:
+                        image = self.source.read()
                 except UnreadableFrame as e:
                     self.stats.unreadable += 1
                     self.stats.last_error = str(e)
@@ -325,20 +367,16 @@ class CameraFeed:
                     self.stats.state = f"failed: {e}"
                     self.stats.last_error = str(e)
                     return
-                if image is None:
+                if image is None and decode is None:
                     self.stats.state = "finished"
                     return
                 now = time.monotonic()
                 if self.source.live and now < due:
                     continue  # above the cap: read to stay current, but skip
-                self.slot.put(CapturedFrame(seq, datetime.now(UTC), image, now))
+                self.slot.put(CapturedFrame(seq, datetime.now(UTC), image, now, decode))
                 self.stats.captured += 1
                 seq += 1
                 due = max(due + interval, now)  # never burst to catch up
         finally:
             self.source.close()
             self.slot.close()
-
-    @property
-    def next_seq(self) -> int:
-        return self.first_seq + self.stats.captured + self.stats.unreadable

@@ -62,6 +62,7 @@ from vision.sources import (
     Frame,
     FrameSource,
     LatestFrameSlot,
+    UnreadableFrame,
     open_source,
 )
 
@@ -280,7 +281,14 @@ class VisionWorker:
                     stats.last_error = feed.stats.last_error
                 return
             try:
-                [detections], inference_ms = await self.detector.detect(spec, [frame.image])
+                image = frame.image if frame.image is not None else (
+                    await asyncio.to_thread(frame.decoded))
+            except UnreadableFrame as e:  # a deferred frame, decoded only now
+                feed.stats.unreadable += 1
+                feed.stats.last_error = str(e)
+                continue
+            try:
+                [detections], inference_ms = await self.detector.detect(spec, [image])
             except TritonUnavailable as e:
                 stats.dropped_unavailable += 1
                 if self._unreachable_since is None:
@@ -307,10 +315,10 @@ class VisionWorker:
             stats.inference_ms.append(inference_ms)
             message = FrameDetections(
                 camera=config.camera, tenant=config.tenant, seq=frame.seq, at=frame.at,
-                width=int(frame.image.shape[1]), height=int(frame.image.shape[0]),
+                width=int(image.shape[1]), height=int(image.shape[0]),
                 model=spec.name, inference_ms=round(inference_ms, 2), detections=detections)
             if detections and self._frames is not None:
-                await self.keep_frame(message, frame.image, stats)
+                await self.keep_frame(message, image, stats)
             if await self.publish(message):
                 stats.published += 1
                 stats.latency_ms.append((time.monotonic() - frame.captured_monotonic) * 1000)

@@ -172,6 +172,56 @@ def test_a_feed_never_reads_faster_than_its_frame_rate_cap(tmp_path: Path) -> No
     assert seen == sorted(seen)
 
 
+class CountingFolder(ImageFolder):
+    """An image folder that counts the frames it actually decodes."""
+
+    decoded = 0
+
+    def _decode(self, path: Path) -> np.ndarray:  # type: ignore[type-arg]
+        self.decoded += 1
+        return super()._decode(path)
+
+
+def test_a_folder_feed_decodes_only_the_frames_inference_takes(tmp_path: Path) -> None:
+    # given a folder camera capped at 40 frames a second and a consumer taking 4 a second
+    write_photos(tmp_path, "coffee", "astronaut", "camera")
+    source = CountingFolder(tmp_path, loop=True)
+
+    async def run() -> tuple[FeedStats, list[CapturedFrame]]:
+        stats = FeedStats()
+
+        def dropped() -> None:
+            stats.dropped_backpressure += 1
+
+        slot = LatestFrameSlot(asyncio.get_running_loop(), dropped)
+        feed = CameraFeed("cam", source, 40.0, slot, stats)
+        taken: list[CapturedFrame] = []
+        feed.start()
+        for _ in range(4):
+            await asyncio.sleep(0.25)
+            frame = await asyncio.wait_for(slot.get(), 2)
+            assert frame is not None
+            taken.append(frame)
+        feed.stop()
+        return stats, taken
+
+    stats, taken = asyncio.run(run())
+    # then most captured frames were dropped, and none of those was ever decoded
+    assert stats.dropped_backpressure >= 10
+    assert source.decoded == 0
+    # and a taken frame decodes to the right photo, once, on demand
+    images = [frame.decoded() for frame in taken]
+    assert source.decoded == 4
+    expected = ["coffee", "astronaut", "camera"]
+    assert all(np.array_equal(image, photo(expected[frame.seq % 3]))
+               for image, frame in zip(images, taken, strict=True))
+
+
+def test_a_captured_frame_has_an_image_or_a_decoder() -> None:
+    with pytest.raises(ValueError, match="image or a decode function"):
+        CapturedFrame(0, datetime.now(UTC))
+
+
 def test_a_feed_on_a_missing_source_fails_alone_with_the_reason(tmp_path: Path) -> None:
     async def run() -> tuple[FeedStats, CapturedFrame | None]:
         stats = FeedStats()
