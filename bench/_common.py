@@ -42,13 +42,20 @@ class BenchDatabase:
 
 
 @contextmanager
-def fresh_database(data_dir: Path | None = None) -> Iterator[BenchDatabase]:
-    """A new database on the product's server, dropped again afterwards."""
+def fresh_database(data_dir: Path | None = None, *, reuse: str | None = None,
+                   keep: bool = False) -> Iterator[BenchDatabase]:
+    """A new database on the product's server, dropped again afterwards; or, with
+    ``reuse``, a database an earlier run kept (``keep``), left in place."""
     servers = Servers(data_dir=(data_dir or ROOT / ".zongzhi" / "bench").resolve(),
                       nats_port=free_port()).start(nats=False)
-    name = f"bench_{secrets.token_hex(4)}"
+    name = reuse or f"bench_{secrets.token_hex(4)}"
     with psycopg.connect(servers.database_url, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
+        if reuse is None:
+            conn.execute(f"CREATE DATABASE {name}")
+        elif conn.execute("SELECT 1 FROM pg_database WHERE datname = %s",
+                          (reuse,)).fetchone() is None:
+            servers.stop()
+            raise SystemExit(f"no database {reuse} to reuse on {servers.database_url}")
     db = BenchDatabase(servers.database_url, make_conninfo(servers.database_url, dbname=name),
                        name)
     try:
@@ -59,8 +66,11 @@ def fresh_database(data_dir: Path | None = None) -> Iterator[BenchDatabase]:
         for datastore in list(SharedDatastore._by_url.values()):
             with suppress(Exception):
                 datastore.close()
-        with psycopg.connect(servers.database_url, autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        if keep or reuse is not None:
+            print(f"database {name} kept (--reuse {name}; drop it with DROP DATABASE)")
+        else:
+            with psycopg.connect(servers.database_url, autocommit=True) as conn:
+                conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         servers.stop()  # only what this run started
 
 

@@ -81,7 +81,7 @@ from projections.views import CaseView  # noqa: E402
 from tenants.service import Tenants  # noqa: E402
 
 sys.path.append(str(_HERE))
-from _common import DIVISIONS, fresh_database, met, print_header, table  # noqa: E402
+from _common import DIVISIONS, ROOT, fresh_database, met, print_header, table  # noqa: E402
 
 CITY = "3307"
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -273,15 +273,25 @@ def main(argv: list[str]) -> None:
                    help="client processes the clients are spread over (default 5)")
     p.add_argument("--seed", type=int, default=20261123)
     p.add_argument("--quick", action="store_true", help="20,000 cases, 10 s a kind")
+    p.add_argument("--keep", action="store_true",
+                   help="keep the loaded database (and its master key beside the server's "
+                        "data) for --reuse")
+    p.add_argument("--reuse", metavar="DATABASE",
+                   help="time the queries on a database an earlier --keep run loaded, "
+                        "skipping the load (its view catches up, its indexes are created)")
     args = p.parse_args(argv[1:])
     if args.quick:
         args.cases, args.duration = 20_000, 10.0
 
-    with fresh_database() as db:
+    with fresh_database(reuse=args.reuse, keep=args.keep) as db:
         print_header("bench/dashboard.py: county dashboard and village inbox, 50 clients",
                      db, argv)
-        tenants = Tenants(db.url, secrets.token_bytes(32), pool_size=args.clients + 2,
-                          cache_size=5000)
+        key_file = ROOT / ".zongzhi" / "bench" / f"{db.name}.key"
+        master_key = key_file.read_bytes() if args.reuse else secrets.token_bytes(32)
+        if args.keep:
+            key_file.write_bytes(master_key)
+            key_file.chmod(0o600)
+        tenants = Tenants(db.url, master_key, pool_size=args.clients + 2, cache_size=5000)
         t0 = time.perf_counter()
         report = tenants.import_divisions(DIVISIONS, scope=CITY, by="bench",
                                           at=datetime.now(UTC))
@@ -298,7 +308,14 @@ def main(argv: list[str]) -> None:
         loader = Loader(tenants)
         generate_s = 0.0
         t_load = time.perf_counter()
-        for first in range(0, args.cases, CHUNK):
+        if args.reuse:
+            with tenants.datastore.get_connection() as conn:
+                row = conn.execute(f"SELECT count(*) AS n FROM lg_{CITY}.case_view"
+                                   ).fetchone()
+            assert row is not None
+            args.cases = int(row["n"])
+            print(f"reusing {db.name}: {args.cases} cases, load skipped")
+        for first in range(0, args.cases if not args.reuse else 0, CHUNK):
             t0 = time.perf_counter()
             batch = generator.cases(first, min(CHUNK, args.cases - first), args.cases)
             generate_s += time.perf_counter() - t0
@@ -308,14 +325,17 @@ def main(argv: list[str]) -> None:
                 print(f"  {done} cases, {loader.events} events, "
                       f"{time.perf_counter() - t_load:.0f} s", flush=True)
         n = args.cases
-        print(f"workload: {n} cases, {loader.events} events ({loader.events / n:.1f} a case)")
-        print(f"  generate (domain) {generate_s:7.1f} s = {n / generate_s:8.0f} cases/s")
-        print(f"  encode (mappers)  {loader.encode_s:7.1f} s = "
-              f"{loader.events / loader.encode_s:8.0f} events/s")
-        print(f"  COPY              {loader.copy_s:7.1f} s = "
-              f"{loader.events / loader.copy_s:8.0f} events/s")
-        print("fates: " + ", ".join(f"{k} {v}" for k, v in sorted(generator.fates.items())),
-              flush=True)
+        if not args.reuse:
+            print(f"workload: {n} cases, {loader.events} events "
+                  f"({loader.events / n:.1f} a case)")
+            print(f"  generate (domain) {generate_s:7.1f} s = {n / generate_s:8.0f} cases/s")
+            print(f"  encode (mappers)  {loader.encode_s:7.1f} s = "
+                  f"{loader.events / loader.encode_s:8.0f} events/s")
+            print(f"  COPY              {loader.copy_s:7.1f} s = "
+                  f"{loader.events / loader.copy_s:8.0f} events/s")
+            print("fates: " + ", ".join(f"{k} {v}"
+                                        for k, v in sorted(generator.fates.items())),
+                  flush=True)
 
         view = CaseView(tenants, CITY)
         view.batch = view.rebuild_batch  # a first catch-up over the whole log
@@ -323,7 +343,7 @@ def main(argv: list[str]) -> None:
         projected = view.catch_up()
         project_s = time.perf_counter() - t0
         print(f"case view: {projected} events projected in {project_s:.1f} s = "
-              f"{projected / project_s:.0f} events/s", flush=True)
+              f"{projected / max(project_s, 1e-9):.0f} events/s", flush=True)
         t0 = time.perf_counter()
         with tenants.datastore.get_connection() as conn:
             conn.autocommit = True
@@ -340,7 +360,7 @@ def main(argv: list[str]) -> None:
         kept = refresh(tenants, CITY, NOW)
         refresh_s = time.perf_counter() - t0
         print(f"dashboards kept: {kept} (city, counties, townships) computed in "
-              f"{refresh_s:.1f} s = {refresh_s / kept * 1000:.0f} ms a center", flush=True)
+              f"{refresh_s:.1f} s = {refresh_s / max(kept, 1) * 1000:.0f} ms a center", flush=True)
         live_ms = []
         for county in counties:
             t0 = time.perf_counter()

@@ -8,7 +8,7 @@ Construct it through :class:`tenants.service.Tenants`, which caches them.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -49,6 +49,15 @@ class ConcurrentUpdate(RuntimeError):
     """Someone else changed the case since it was read; reload and retry."""
 
 
+def replay(case: Case | None, events: Iterable[Any]) -> Case | None:
+    """A case from its events: the library's ``project_aggregate`` without its
+    per-event ``isinstance`` against a runtime-checkable protocol, which was a fifth of
+    a command's client CPU (profiled); every event of a case stream mutates a Case."""
+    for event in events:
+        case = event.mutate(case)
+    return case
+
+
 class CenterApp(Application[UUID]):
     """The commands of one center's closed loop."""
 
@@ -79,7 +88,7 @@ class CenterApp(Application[UUID]):
         if tenant_of(case_id) != self.tenant:
             raise CaseNotFound(f"no case {case_id} in center {self.tenant}")
         try:
-            case: Case = self.repository.get(case_id)
+            case: Case = self.repository.get(case_id, projector_func=replay)
         except AggregateNotFoundError:
             raise CaseNotFound(f"no case {case_id} in center {self.tenant}") from None
         assert isinstance(case, Case)
