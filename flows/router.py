@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +39,7 @@ from tenants.persistence import (
     TenantProcessRecorder,
 )
 from tenants.service import Tenants
+from tenants.supervision import supervised
 from tenants.telemetry import links_to, tracer
 
 log = logging.getLogger(__name__)
@@ -116,15 +116,8 @@ class Router:
 
     def run(self, stop: Callable[[], bool], idle_wait: float = 1.0) -> None:
         """Catch up, then wait for NOTIFY on the log group (or ``idle_wait``), until stop()."""
-        while not stop():
-            try:
-                self._follow(stop, idle_wait)
-            except Exception:  # the database restarting, a bug: log, pause, go on
-                log.exception("router %s failed; resuming from its position in %.0f s",
-                              self.city, RESTART_AFTER)
-                deadline = time.monotonic() + RESTART_AFTER
-                while not stop() and time.monotonic() < deadline:
-                    time.sleep(0.1)
+        supervised(lambda: self._follow(stop, idle_wait), stop,
+                   what=f"router {self.city}", retry_after=RESTART_AFTER, log=log)
 
     def _follow(self, stop: Callable[[], bool], idle_wait: float) -> None:
         with listening(self.tenants.datastore_for(self.city).url, self.channel) as wait:

@@ -30,7 +30,6 @@ import functools
 import json
 import logging
 import threading
-import time
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -45,6 +44,7 @@ from projections.kpis import Kpis, kpis
 from projections.queries import Rollup, fetch, rollup, view_position
 from tenants.persistence import log_group_schema
 from tenants.service import Tenants
+from tenants.supervision import pause as wait
 
 log = logging.getLogger(__name__)
 
@@ -136,9 +136,7 @@ def refresh_forever(tenants: Tenants, cities: Sequence[str], stop: Callable[[], 
                 log.exception("dashboards of %s: refresh failed; trying again", city)
             if stop():
                 return
-        deadline = time.monotonic() + pause
-        while not stop() and time.monotonic() < deadline:
-            time.sleep(0.1)
+        wait(stop, pause)
 
 
 def clear(tenants: Tenants, city: str) -> None:

@@ -19,7 +19,6 @@ import argparse
 import logging
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -31,6 +30,7 @@ from projections.cases import CaseIndex
 from projections.follower import Projector
 from projections.views import CaseView
 from tenants.service import Tenants
+from tenants.supervision import supervised
 
 log = logging.getLogger(__name__)
 
@@ -93,19 +93,9 @@ def run_all(tenants: Tenants, stop: Callable[[], bool], cities: Sequence[str] | 
 
 
 def _follow(projector: Projector, stop: Callable[[], bool], idle_wait: float) -> None:
-    while not stop():
-        try:
-            projector.run(stop, idle_wait)
-        except Exception:
-            log.exception("projector %s of %s failed; trying again in %.0f s",
-                          projector.name, projector.city, RETRY_AFTER)
-            _pause(stop, RETRY_AFTER)
-
-
-def _pause(stop: Callable[[], bool], seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not stop() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    supervised(lambda: projector.run(stop, idle_wait), stop,
+               what=f"projector {projector.name} of {projector.city}",
+               retry_after=RETRY_AFTER, log=log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from domain import Place, RuleKind, Tier, ValidationError, Zone, ZoneRule
 from domain.calendar import CHINA
 from tenants.cameras import Cameras
 from tenants.service import Tenants
+from tenants.supervision import supervised
 from vision.worker import CameraConfig, VisionWorker
 from zongzhi.serve import first_child
 
@@ -102,12 +103,8 @@ class CameraDemo:
                 while not self._stop.is_set():
                     await asyncio.sleep(0.2)
 
-        while not self._stop.is_set():
-            try:
-                asyncio.run(run())
-            except Exception:
-                log.exception("demo cameras failed; starting again in 5 s")
-                self._stop.wait(5)
+        supervised(lambda: asyncio.run(run()), self._stop.is_set, what="demo cameras",
+                   retry_after=5.0, log=log)
 
 
 __all__ = ["CAMERAS", "CameraDemo"]

@@ -27,6 +27,7 @@ from flows.router import Router
 from flows.scheduler import Scheduler
 from projections import runner
 from tenants.service import Tenants
+from tenants.supervision import supervised
 from zongzhi.servers import NATS_URL
 
 log = logging.getLogger(__name__)
@@ -77,12 +78,8 @@ class Workers:
             stop.set()
             await task
 
-        while not self.stopping.is_set():
-            try:
-                asyncio.run(run())
-            except Exception:
-                log.exception("camera alert service failed; resuming in 2 s")
-                self.stopping.wait(2)
+        supervised(lambda: asyncio.run(run()), self.stopping.is_set,
+                   what="camera alert service", retry_after=2.0, log=log)
 
     def _spawn(self, name: str, target: Callable[[], Any]) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
@@ -118,12 +115,8 @@ class Workers:
 
 
 def _chain(chainer: Chainer, stop: Callable[[], bool]) -> None:
-    while not stop():
-        try:
-            chainer.run(stop)
-        except Exception:
-            log.exception("audit chain of %s failed; resuming in 2 s", chainer.city)
-            threading.Event().wait(2)
+    supervised(lambda: chainer.run(stop), stop, what=f"audit chain of {chainer.city}",
+               retry_after=2.0, log=log)
 
 
 def demo_tokens(tenants: Tenants, city: str) -> list[tuple[str, str]]:
