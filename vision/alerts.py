@@ -49,7 +49,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError
@@ -101,19 +101,18 @@ class _Watched:
     dirty: bool = False  # applied more than the checkpoint holds
 
 
-class RuleStates:
-    """Checkpoints of the rules' state, per log group (``lg_<city>.alert_rule_state``):
-    one row per consumer and camera/model with the last stream sequence it covers.
-    Written after a batch's alerts are recorded and published, before the batch is
-    acknowledged, so a restarted service resumes the same episodes."""
+class _CityTable:
+    """A table in every log group's schema, created (once per process) on first use."""
 
-    def __init__(self, tenants: Tenants, consumer: str) -> None:
+    name: ClassVar[str]
+    columns: ClassVar[str]
+
+    def __init__(self, tenants: Tenants) -> None:
         self.tenants = tenants
-        self.consumer = consumer
         self._ready: set[str] = set()
 
     def _table(self, city: str) -> str:
-        return f'"{log_group_schema(city)}".alert_rule_state'
+        return f'"{log_group_schema(city)}".{self.name}'
 
     def _ensure(self, city: str) -> None:
         if city in self._ready:
@@ -121,11 +120,23 @@ class RuleStates:
         self.tenants.center(city)  # the log group's schema exists
         with self.tenants.datastore_for(city).transaction(commit=True) as curs:
             curs.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
-            curs.execute(f"CREATE TABLE IF NOT EXISTS {self._table(city)} ("
-                         "consumer text NOT NULL, camera text NOT NULL, "
-                         "stream_seq bigint NOT NULL, zones text NOT NULL, "
-                         "state jsonb NOT NULL, PRIMARY KEY (consumer, camera))")
+            curs.execute(f"CREATE TABLE IF NOT EXISTS {self._table(city)} ({self.columns})")
         self._ready.add(city)
+
+
+class RuleStates(_CityTable):
+    """Checkpoints of the rules' state, per log group (``lg_<city>.alert_rule_state``):
+    one row per consumer and camera/model with the last stream sequence it covers.
+    Written after a batch's alerts are recorded and published, before the batch is
+    acknowledged, so a restarted service resumes the same episodes."""
+
+    name = "alert_rule_state"
+    columns = ("consumer text NOT NULL, camera text NOT NULL, stream_seq bigint NOT NULL, "
+               "zones text NOT NULL, state jsonb NOT NULL, PRIMARY KEY (consumer, camera)")
+
+    def __init__(self, tenants: Tenants, consumer: str) -> None:
+        super().__init__(tenants)
+        self.consumer = consumer
 
     def load(self, city: str, key: str) -> tuple[int, str, dict[str, Any]] | None:
         self._ensure(city)
@@ -168,29 +179,14 @@ class AlertFrame:
     zone_polygon: list[list[float]]
 
 
-class AlertFrames:
+class AlertFrames(_CityTable):
     """Alerts' evidence, per log group (``lg_<city>.alert_frames``), one row per alert."""
 
-    def __init__(self, tenants: Tenants) -> None:
-        self.tenants = tenants
-        self._ready: set[str] = set()
-
-    def _table(self, city: str) -> str:
-        return f'"{log_group_schema(city)}".alert_frames'
-
-    def _ensure(self, city: str) -> None:
-        if city in self._ready:
-            return
-        self.tenants.center(city)  # the log group's schema exists
-        with self.tenants.datastore_for(city).transaction(commit=True) as curs:
-            curs.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
-            curs.execute(f"CREATE TABLE IF NOT EXISTS {self._table(city)} ("
-                         "alert_id uuid PRIMARY KEY, tenant text NOT NULL, "
-                         "frame_key text NOT NULL, seq bigint NOT NULL, "
-                         "at timestamptz NOT NULL, width integer NOT NULL, "
-                         "height integer NOT NULL, detections jsonb NOT NULL, "
-                         "zone_polygon jsonb NOT NULL)")
-        self._ready.add(city)
+    name = "alert_frames"
+    columns = ("alert_id uuid PRIMARY KEY, tenant text NOT NULL, frame_key text NOT NULL, "
+               "seq bigint NOT NULL, at timestamptz NOT NULL, width integer NOT NULL, "
+               "height integer NOT NULL, detections jsonb NOT NULL, "
+               "zone_polygon jsonb NOT NULL")
 
     def save(self, frame: AlertFrame) -> None:
         """Keep an alert's evidence; an alert keeps the first frame recorded for it."""
