@@ -41,7 +41,7 @@ from psycopg.sql import SQL, Identifier
 
 from domain import Tier, city_of, tier_of
 from projections.kpis import Kpis, kpis
-from projections.queries import Rollup, fetch, rollup, view_position
+from projections.queries import PROJECTOR, Rollup, fetch, rollup, view_position
 from tenants.persistence import log_group_schema
 from tenants.service import Tenants
 from tenants.supervision import pause as wait
@@ -88,9 +88,8 @@ def dashboard(tenants: Tenants, scope: str, now: datetime, *,
               max_age: timedelta = DEFAULT_MAX_AGE) -> Dashboard:
     """The dashboard of ``scope``: its snapshot when one is fresh enough, else
     computed now (and kept, for a city, county or township)."""
-    covered, _ = view_position(tenants, scope)
     if tier_of(scope) in KEPT_TIERS:
-        kept = _read(tenants, scope)
+        kept, covered = _read(tenants, scope)
         if kept is not None and now - max_age <= kept.computed_at <= now \
                 and kept.position <= covered:
             return kept
@@ -170,31 +169,40 @@ _decoded: dict[tuple[str, str], Dashboard] = {}
 _decoded_lock = threading.Lock()
 
 
-def _read(tenants: Tenants, scope: str) -> Dashboard | None:
+def _read(tenants: Tenants, scope: str) -> tuple[Dashboard | None, int]:
+    """The kept snapshot of ``scope`` (None if there is none or it is unreadable) and
+    the last notification the city's case view covers, in one round trip."""
     city = city_of(scope)
     ensure_table(tenants, city)
     key = (tenants.datastore_for(city).url, scope)
     held = _decoded.get(key)
     rows = fetch(tenants, scope, SQL(
-        "SELECT computed_at, position, CASE WHEN (computed_at, position) "
-        "IS NOT DISTINCT FROM (%s::timestamptz, %s::bigint) THEN NULL ELSE body END AS body "
-        "FROM {0} WHERE scope = %s").format(_table(city)),
-        [held.computed_at if held else None, held.position if held else None, scope])
+        "SELECT (SELECT max(notification_id) FROM {0}.tracking "
+        "WHERE application_name = %s) AS covered, d.computed_at, d.position, "
+        "CASE WHEN (d.computed_at, d.position) "
+        "IS NOT DISTINCT FROM (%s::timestamptz, %s::bigint) THEN NULL ELSE d.body END AS body "
+        "FROM (SELECT 1) AS one LEFT JOIN {1} AS d ON d.scope = %s").format(
+            Identifier(log_group_schema(city)), _table(city)),
+        [PROJECTOR, held.computed_at if held else None, held.position if held else None,
+         scope], prepare=None)
     if not rows:
-        return None
+        return None, 0
     r = rows[0]
+    covered = int(r["covered"] or 0)
+    if r["computed_at"] is None:
+        return None, covered
     if r["body"] is None and held is not None:
-        return held
+        return held, covered
     try:
         found = Dashboard(scope, r["computed_at"], r["position"],
                           decode(Kpis, r["body"]["kpis"]), decode(Rollup, r["body"]["rollup"]),
                           live=False)
     except (KeyError, TypeError, ValueError) as e:  # a shape from an older release
         log.info("dashboard of %s: stored snapshot unreadable (%s); recomputing", scope, e)
-        return None
+        return None, covered
     with _decoded_lock:
         _decoded[key] = found
-    return found
+    return found, covered
 
 
 def _write(tenants: Tenants, found: Sequence[Dashboard]) -> None:
