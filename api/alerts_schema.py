@@ -30,10 +30,10 @@ import strawberry
 from starlette.concurrency import run_in_threadpool
 from strawberry.types import Info
 
-from api.auth import Principal
-from api.authz import Action, Scope
+from api.authz import Action
 from api.context import Context
-from api.errors import ApiError, forbidden, not_found
+from api.errors import ApiError, not_found
+from api.guards import check_first, require_reach
 from api.ids import center_of, stream_id
 from domain import (
     AlertStatus,
@@ -41,7 +41,6 @@ from domain import (
     CameraAlert,
     Place,
     RuleKind,
-    Tier,
     ValidationError,
     Zone,
     ZoneRule,
@@ -50,7 +49,7 @@ from domain import (
     tier_of,
 )
 from projections import alerts as views
-from tenants.cameras import AlertNotFound, CameraNotFound, Cameras
+from tenants.cameras import AlertNotFound, CameraApp, CameraNotFound, Cameras
 from vision.alerts import AlertFrame, alert_frames
 from vision.messages import ALERTS_STREAM, AlertMessage, MessageError
 
@@ -61,7 +60,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
 GInfo = Info[Context, None]
-MAX_FIRST = 500
 
 strawberry.enum(RuleKind, description="What a zone rule watches for (an alert's kind).")
 strawberry.enum(AlertStatus, description="Where an alert stands in its disposition.")
@@ -159,24 +157,6 @@ async def _off(function: Callable[..., T], *args: Any) -> T:
 
 _id = stream_id
 _tenant = center_of
-
-
-def _reach(ctx: Context, action: Action, code: str, subtree: bool) -> Principal:
-    principal = ctx.principal
-    tier = tier_of(code)
-    auth = ctx.services.authorizer
-    auth.require(principal, action, code)
-    if subtree and tier is not Tier.VILLAGE and auth.scope(principal, action) is not Scope.SUBTREE:
-        raise forbidden(f"{', '.join(principal.roles)} at center {principal.tenant} may "
-                        f"{action} on center {code} alone, not its subtree: ask with "
-                        "subtree: false")
-    return principal
-
-
-def _first(first: int) -> int:
-    if not 1 <= first <= MAX_FIRST:
-        raise ValidationError(f"first is 1 to {MAX_FIRST}; got {first}")
-    return first
 
 
 def _aware(value: datetime | None, what: str) -> datetime | None:
@@ -434,22 +414,22 @@ class CameraPlaceInput:
 @strawberry.type
 class AlertQuery:
     @field("Cameras of a center (the asker's by default), and with "
-                                  "subtree of every center below (alert:read).")
+           "subtree of every center below (alert:read).")
     async def cameras(self, info: GInfo, scope: str | None = None, subtree: bool = False,
                       include_retired: bool = False, first: int = 50,
                       after: str | None = None) -> CameraConnection:
         ctx = _ctx(info)
         code = scope or ctx.principal.tenant
-        _reach(ctx, Action.ALERT_READ, code, subtree)
+        require_reach(ctx, Action.ALERT_READ, code, subtree)
         page = await _off(lambda: views.cameras(
             ctx.services.tenants, code, subtree=subtree, include_retired=include_retired,
-            first=_first(first), after=after))
+            first=check_first(first), after=after))
         return CameraConnection(nodes=[CameraNode.of_row(r) for r in page.rows],
                                 page_info=CursorPage(has_next_page=page.has_next_page,
                                                      end_cursor=page.end_cursor))
 
     @field("Camera alerts of a center (and its subtree), newest first "
-                                  "(alert:read).")
+           "(alert:read).")
     async def alerts(self, info: GInfo, scope: str | None = None, subtree: bool = False,
                      statuses: list[AlertStatus] | None = None,
                      kinds: list[RuleKind] | None = None,
@@ -457,12 +437,12 @@ class AlertQuery:
                      after: str | None = None) -> AlertConnection:
         ctx = _ctx(info)
         code = scope or ctx.principal.tenant
-        _reach(ctx, Action.ALERT_READ, code, subtree)
+        require_reach(ctx, Action.ALERT_READ, code, subtree)
         camera = _id(camera_id, "camera") if camera_id is not None else None
         page = await _off(lambda: views.alerts(
             ctx.services.tenants, code, subtree=subtree,
             statuses=[s.value for s in statuses or []], kinds=[k.value for k in kinds or []],
-            camera_id=camera, first=_first(first), after=after))
+            camera_id=camera, first=check_first(first), after=after))
         return AlertConnection(nodes=[AlertNode.of(r) for r in page.rows],
                                page_info=CursorPage(has_next_page=page.has_next_page,
                                                     end_cursor=page.end_cursor))
@@ -476,14 +456,14 @@ class AlertQuery:
         return AlertNode.of(found)
 
     @field("Alert precision, confirmed / (confirmed + dismissed as "
-                                  "false), of alerts dispositioned in [start, end): overall, "
-                                  "per camera and per model (kpi:read).")
+           "false), of alerts dispositioned in [start, end): overall, "
+           "per camera and per model (kpi:read).")
     async def alert_precision(self, info: GInfo, scope: str | None = None,
                               subtree: bool = True, start: datetime | None = None,
                               end: datetime | None = None) -> AlertPrecision:
         ctx = _ctx(info)
         code = scope or ctx.principal.tenant
-        _reach(ctx, Action.KPI_READ, code, subtree)
+        require_reach(ctx, Action.KPI_READ, code, subtree)
         since, until = _aware(start, "start"), _aware(end, "end")
         overall, cameras, models = await _off(lambda: views.alert_precision(
             ctx.services.tenants, code, subtree=subtree, start=since, end=until))
@@ -498,6 +478,18 @@ class AlertQuery:
 _CAMERAS: weakref.WeakKeyDictionary[Any, Cameras] = weakref.WeakKeyDictionary()
 
 
+async def _in_center(info: GInfo, raw_id: strawberry.ID, kind: str, action: Action,
+                     command: Callable[[CameraApp, UUID, str, datetime], T]) -> T:
+    """A camera or alert command: the id parsed, ``action`` authorized at its center,
+    then ``command(app, id, by, at)`` run off the event loop."""
+    ctx = _ctx(info)
+    sid = _id(raw_id, kind)
+    tenant = _tenant(sid)
+    ctx.services.authorizer.require(ctx.principal, action, tenant)
+    return await _off(lambda: command(_cameras(ctx).center(tenant), sid,
+                                      ctx.principal.subject, ctx.services.clock()))
+
+
 def _cameras(ctx: Context) -> Cameras:
     """The camera apps over the process's tenants (one cache per ``Tenants``)."""
     tenants = ctx.services.tenants
@@ -510,7 +502,7 @@ def _cameras(ctx: Context) -> Cameras:
 @strawberry.type
 class AlertMutation:
     @mutation("Register a camera of a center with its zones "
-                                     "(camera:manage).")
+              "(camera:manage).")
     async def register_camera(self, info: GInfo, center: str, ref: str, name: str,
                               place: CameraPlaceInput, zones: list[ZoneInput]) -> CameraNode:
         ctx = _ctx(info)
@@ -526,38 +518,29 @@ class AlertMutation:
     @mutation("Replace a camera's zones (camera:manage).")
     async def change_camera_zones(self, info: GInfo, camera_id: strawberry.ID,
                                   zones: list[ZoneInput]) -> CameraNode:
-        ctx = _ctx(info)
-        cid = _id(camera_id, "camera")
-        ctx.services.authorizer.require(ctx.principal, Action.CAMERA_MANAGE, _tenant(cid))
         domain_zones = [z.to_zone() for z in zones]
-        camera = await _off(lambda: _cameras(ctx).center(_tenant(cid)).change_camera_zones(
-            cid, domain_zones, ctx.principal.subject, ctx.services.clock()))
-        return CameraNode.of_camera(camera)
+        return CameraNode.of_camera(await _in_center(
+            info, camera_id, "camera", Action.CAMERA_MANAGE,
+            lambda app, cid, by, at: app.change_camera_zones(cid, domain_zones, by, at)))
 
     @mutation("Retire a camera: its frames raise nothing more "
-                                     "(camera:manage).")
+              "(camera:manage).")
     async def retire_camera(self, info: GInfo, camera_id: strawberry.ID,
                             reason: str) -> CameraNode:
-        ctx = _ctx(info)
-        cid = _id(camera_id, "camera")
-        ctx.services.authorizer.require(ctx.principal, Action.CAMERA_MANAGE, _tenant(cid))
-        camera = await _off(lambda: _cameras(ctx).center(_tenant(cid)).retire_camera(
-            cid, reason, ctx.principal.subject, ctx.services.clock()))
-        return CameraNode.of_camera(camera)
+        return CameraNode.of_camera(await _in_center(
+            info, camera_id, "camera", Action.CAMERA_MANAGE,
+            lambda app, cid, by, at: app.retire_camera(cid, reason, by, at)))
 
     @mutation("Someone is looking at the alert (alert:dispose).")
     async def acknowledge_alert(self, info: GInfo, alert_id: strawberry.ID,
                                 note: str | None = None) -> AlertNode:
-        ctx = _ctx(info)
-        aid = _id(alert_id, "alert")
-        ctx.services.authorizer.require(ctx.principal, Action.ALERT_DISPOSE, _tenant(aid))
-        alert = await _off(lambda: _cameras(ctx).center(_tenant(aid)).acknowledge_alert(
-            aid, note, ctx.principal.subject, ctx.services.clock()))
-        return AlertNode.of(alert)
+        return AlertNode.of(await _in_center(
+            info, alert_id, "alert", Action.ALERT_DISPOSE,
+            lambda app, aid, by, at: app.acknowledge_alert(aid, note, by, at)))
 
     @mutation("The alert is real: confirm it into a new case (category "
-                                     "and summary; channel camera) or an existing case of "
-                                     "the center (caseId) (alert:dispose).")
+              "and summary; channel camera) or an existing case of "
+              "the center (caseId) (alert:dispose).")
     async def confirm_alert(self, info: GInfo, alert_id: strawberry.ID, reason: str,
                             case_id: strawberry.ID | None = None, category: str | None = None,
                             summary: str | None = None) -> AlertNode:
@@ -585,15 +568,12 @@ class AlertMutation:
         return AlertNode.of(alert)
 
     @mutation("The alert is false: dismiss it with the reason "
-                                     "(alert:dispose).")
+              "(alert:dispose).")
     async def dismiss_alert(self, info: GInfo, alert_id: strawberry.ID,
                             reason: str) -> AlertNode:
-        ctx = _ctx(info)
-        aid = _id(alert_id, "alert")
-        ctx.services.authorizer.require(ctx.principal, Action.ALERT_DISPOSE, _tenant(aid))
-        alert = await _off(lambda: _cameras(ctx).center(_tenant(aid)).dismiss_alert(
-            aid, reason, ctx.principal.subject, ctx.services.clock()))
-        return AlertNode.of(alert)
+        return AlertNode.of(await _in_center(
+            info, alert_id, "alert", Action.ALERT_DISPOSE,
+            lambda app, aid, by, at: app.dismiss_alert(aid, reason, by, at)))
 
 
 # -- subscription ---------------------------------------------------------------------------
@@ -618,7 +598,7 @@ class AlertSubscription:
                            since: datetime | None = None) -> AsyncGenerator[AlertRaised, None]:
         ctx = _ctx(info)
         code = scope or ctx.principal.tenant
-        principal = _reach(ctx, Action.ALERT_READ, code, subtree)
+        principal = require_reach(ctx, Action.ALERT_READ, code, subtree)
         _aware(since, "since")
         wanted = {k.value for k in kinds or []}
         kind = next(iter(wanted)) if len(wanted) == 1 else "*"

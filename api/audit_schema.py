@@ -29,8 +29,9 @@ from api.auth import Principal
 from api.authz import Action, Authorizer, Scope
 from api.context import Context
 from api.errors import ApiError, forbidden
+from api.guards import check_first
 from api.ids import center_of, stream_id
-from api.limits import DEFAULT_FIRST, MAX_FIRST
+from api.limits import DEFAULT_FIRST
 from api.privacy import mask_party
 from audit import callbacks as callback_service
 from audit import history as history_service
@@ -201,8 +202,7 @@ def history_page(ctx: Context, code: str | None, case_id: object | None,
                  where: HistoryFilter, first: int,
                  after: str | None) -> tuple[list[history_service.Entry], bool, str]:
     """Authorized, then one page of a center's or a case's history (blocking)."""
-    if not 1 <= first <= MAX_FIRST:
-        raise ApiError("BAD_REQUEST", f"first must be 1 to {MAX_FIRST}; got {first}")
+    check_first(first)
     if case_id is not None:
         cid: UUID | None = _reachable_case(ctx, case_id)
         kind = "case"

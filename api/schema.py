@@ -30,9 +30,10 @@ from api.audit_schema import AuditMutation, AuditQuery
 from api.auth import Principal, Role
 from api.authz import Action, Scope, answerable_refs
 from api.context import Context
-from api.errors import ErrorCodes, bad_request, forbidden, not_found
+from api.errors import ErrorCodes, forbidden, not_found
+from api.guards import check_first, require_reach
 from api.ids import center_of, stream_id
-from api.limits import DEFAULT_FIRST, DEFAULT_TOP, MAX_FIRST, limits
+from api.limits import DEFAULT_FIRST, DEFAULT_TOP, limits
 from api.loaders import CaseRecord, FiguresKey
 from api.media import PhotoType, photo_type_of
 from api.privacy import PERSONAL_FIELDS, mask_party, unmask, views_of
@@ -155,20 +156,6 @@ def _category(code: str | None) -> str | None:
     if code is not None:
         category(code)  # UnknownCategory: VALIDATION
     return code
-
-
-def _require_reach(ctx: Context, action: Action, code: str, subtree: bool) -> Principal:
-    """The principal, if it may perform ``action`` at ``code`` (and, with
-    ``subtree``, at every center below it)."""
-    principal = ctx.principal
-    tier = tier_of(code)
-    auth = ctx.services.authorizer
-    auth.require(principal, action, code)
-    if subtree and tier is not Tier.VILLAGE and auth.scope(principal, action) is not Scope.SUBTREE:
-        raise forbidden(f"{', '.join(principal.roles)} at center {principal.tenant} may "
-                        f"{action} on center {code} alone, not on its subtree: ask with "
-                        "subtree: false")
-    return principal
 
 
 def _assignee_ref(principal: Principal) -> str:
@@ -729,7 +716,7 @@ async def _case_list(ctx: Context, kind: str, scope: str, subtree: bool,
                      after: str | None) -> CaseConnection:
     """A page of cases, after authorizing ``case:read`` at ``scope`` (and below it
     with ``subtree``); unit officers and grid workers see their assigned cases."""
-    principal = _require_reach(ctx, Action.CASE_READ, scope, subtree)
+    principal = require_reach(ctx, Action.CASE_READ, scope, subtree)
     auth = ctx.services.authorizer
     filters = filter_.to_filter() if filter_ else CaseFilter()
     assigned = auth.scope(principal, Action.CASE_READ) is Scope.ASSIGNED
@@ -745,12 +732,6 @@ async def _case_list(ctx: Context, kind: str, scope: str, subtree: bool,
     shown = [(r, CaseNode.of_row(r, rec)) for r, rec in zip(page.items, records, strict=True)
              if rec is not None and auth.can_see_case(principal, rec.case)]
     return _connection(kind, shown, page, after)
-
-
-def _check_first(first: int) -> int:
-    if isinstance(first, bool) or not 1 <= first <= MAX_FIRST:
-        raise bad_request(f"first must be 1 to {MAX_FIRST}; got {first}")
-    return first
 
 
 # -- figures and KPIs --------------------------------------------------------------------
@@ -913,7 +894,7 @@ To = Annotated[datetime | None, strawberry.argument(
 
 async def _kpis(ctx: Context, scope: str, start: datetime | None, end: datetime | None,
                 category_: str | None, subtree: bool) -> Kpis:
-    _require_reach(ctx, Action.KPI_READ, scope, subtree)
+    require_reach(ctx, Action.KPI_READ, scope, subtree)
     period, cat = _period(start, end), _category(category_)
     now = ctx.services.clock()
     found = await _off(kpi_queries.kpis, ctx.services.tenants, scope, now, subtree=subtree,
@@ -923,16 +904,16 @@ async def _kpis(ctx: Context, scope: str, start: datetime | None, end: datetime 
 
 async def _hot_spots(ctx: Context, scope: str, start: datetime | None, end: datetime | None,
                      category_: str | None, subtree: bool, top: int) -> list[HotSpot]:
-    _require_reach(ctx, Action.KPI_READ, scope, subtree)
+    require_reach(ctx, Action.KPI_READ, scope, subtree)
     period, cat = _period(start, end), _category(category_)
     found = await _off(kpi_queries.hot_spots, ctx.services.tenants, scope, subtree=subtree,
-                       period=period, category=cat, top=_check_first(top))
+                       period=period, category=cat, top=check_first(top))
     return [HotSpot(category=h.category, division=h.division, week=h.week, matters=h.matters)
             for h in found]
 
 
 async def _lanes(ctx: Context, code: str) -> list[Lane]:
-    principal = _require_reach(ctx, Action.CASE_READ, code, False)
+    principal = require_reach(ctx, Action.CASE_READ, code, False)
     if ctx.services.authorizer.scope(principal, Action.CASE_READ) is Scope.ASSIGNED:
         raise forbidden("the dispatch board's lanes count every case of the center: "
                         "unit officers and grid workers see their own cases only")
@@ -966,7 +947,7 @@ class Center:
                     first: int = DEFAULT_FIRST, after: str | None = None) -> CaseConnection | None:
         ctx = _ctx(info)
         return await _case_list(ctx, "inbox", self.code, False, filter, lambda f: queries.inbox(
-            ctx.services.tenants, self.code, filters=f, first=_check_first(first), after=after),
+            ctx.services.tenants, self.code, filters=f, first=check_first(first), after=after),
             after)
 
     @field(description="This center's dispatched and accepted cases, by lead.")
@@ -978,7 +959,7 @@ class Center:
         return await _case_list(ctx, "board", self.code, False, filter,
                                 lambda f: queries.dispatch_board(
                                     ctx.services.tenants, self.code, filters=f,
-                                    first=_check_first(first), after=after), after)
+                                    first=check_first(first), after=after), after)
 
     @strawberry.field
     async def dispatch_lanes(self, info: GInfo) -> list[Lane] | None:
@@ -993,7 +974,7 @@ class Center:
         now = ctx.services.clock()
         return await _case_list(ctx, "due", self.code, subtree, filter, lambda f: queries.overdue(
             ctx.services.tenants, self.code, now, subtree=subtree, filters=f,
-            first=_check_first(first), after=after), after)
+            first=check_first(first), after=after), after)
 
     @field(description="Open cases due within the next hours.")
     async def due_soon(self, info: GInfo, within_hours: int = 24, subtree: bool = False,
@@ -1006,7 +987,7 @@ class Center:
         now = ctx.services.clock()
         return await _case_list(ctx, "due", self.code, subtree, filter, lambda f: queries.due_soon(
             ctx.services.tenants, self.code, now, timedelta(hours=within_hours),
-            subtree=subtree, filters=f, first=_check_first(first), after=after), after)
+            subtree=subtree, filters=f, first=check_first(first), after=after), after)
 
     @field(description="Every case of the center (and below it), newest first.")
     async def cases(self, info: GInfo, subtree: bool = False,
@@ -1029,7 +1010,7 @@ class Center:
     async def figures(self, info: GInfo, start: From = None, end: To = None,
                       subtree: bool = True) -> FiguresType | None:
         ctx = _ctx(info)
-        _require_reach(ctx, Action.KPI_READ, self.code, subtree)
+        require_reach(ctx, Action.KPI_READ, self.code, subtree)
         period = _period(start, end)
         found = await ctx.loaders.figures.load(
             FiguresKey(self.code, period.start, period.end, subtree))
@@ -1076,7 +1057,7 @@ class ParentCenter(Center):
                        retired: bool | None = None) -> CenterConnection | None:
         ctx = _ctx(info)
         principal = ctx.principal
-        _check_first(first)
+        check_first(first)
         start = _decode_code_cursor(after) if after is not None else ""
         children = await ctx.loaders.children.load(self.code)
         auth = ctx.services.authorizer
@@ -1095,7 +1076,7 @@ class ParentCenter(Center):
     @field(description="The subtree's figures: total, by tier, by child (kpi:read).")
     async def rollup(self, info: GInfo, start: From = None, end: To = None) -> Rollup | None:
         ctx = _ctx(info)
-        _require_reach(ctx, Action.KPI_READ, self.code, True)
+        require_reach(ctx, Action.KPI_READ, self.code, True)
         found = await _off(queries.rollup, ctx.services.tenants, self.code,
                            ctx.services.clock(), period=_period(start, end))
         return _rollup(found)
@@ -1105,7 +1086,7 @@ class ParentCenter(Center):
                        "(kpi:read).")
     async def dashboard(self, info: GInfo, max_age_seconds: int = 120) -> Dashboard | None:
         ctx = _ctx(info)
-        _require_reach(ctx, Action.KPI_READ, self.code, True)
+        require_reach(ctx, Action.KPI_READ, self.code, True)
         if isinstance(max_age_seconds, bool) or not 0 <= max_age_seconds <= 3600:
             raise ValidationError(f"maxAgeSeconds must be 0 to 3600; got {max_age_seconds}")
         found = await _off(dashboards.dashboard, ctx.services.tenants, self.code,
@@ -1174,7 +1155,7 @@ async def _readable_center(ctx: Context, code: str) -> Center | None:
 async def _cases(ctx: Context, scope: str, subtree: bool, filter_: CaseFilterInput | None,
                  first: int, after: str | None) -> CaseConnection:
     return await _case_list(ctx, "cases", scope, subtree, filter_, lambda f: queries.cases(
-        ctx.services.tenants, scope, subtree=subtree, filters=f, first=_check_first(first),
+        ctx.services.tenants, scope, subtree=subtree, filters=f, first=check_first(first),
         after=after), after)
 
 
@@ -1644,7 +1625,7 @@ class Subscription(AlertSubscription):
                            ) -> AsyncGenerator[CaseChange, None]:
         ctx = _ctx(info)
         code = scope or ctx.principal.tenant
-        principal = _require_reach(ctx, Action.CASE_READ, code, subtree)
+        principal = require_reach(ctx, Action.CASE_READ, code, subtree)
         after = _position(after_position)
         auth = ctx.services.authorizer
         assigned = auth.scope(principal, Action.CASE_READ) is Scope.ASSIGNED
