@@ -689,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from api.auth import TokenService, TokenSettings
     from tenants.service import Tenants
-    from zongzhi.servers import Servers, free_port
+    from zongzhi.servers import Servers, answers, free_port
 
     ctx = mp.get_context("spawn")
     data_dir = args.data_dir.resolve()
@@ -761,7 +761,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             village_tokens = {v: tokens.issue(v, ["director"], subject=f"bench-{v}")
                               for v in villages}
             host = f"127.0.0.1:{port}"
-            _wait_http(host, 60)
+            if not answers(f"http://{host}/healthz", 60, alive=api.is_alive):
+                raise RuntimeError(f"the API at {host} did not answer within 60 s")
             pids = {"API": api.pid or 0, **servers_pids}
             env = {"tenants": tenants, "villages": villages, "loops": loops, "db_url": db.url,
                    "key": key, "nats_url": servers.nats_url, "triton_url": servers.triton_url,
@@ -792,21 +793,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             tenants.close()
             servers.stop()
     return 0
-
-
-def _wait_http(host: str, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://{host}/healthz", timeout=2):
-                return
-        except urllib.error.HTTPError:
-            return  # it answers
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(
-                    f"the API at {host} did not answer within {timeout_s:g} s") from None
-            time.sleep(0.3)
 
 
 if __name__ == "__main__":

@@ -43,12 +43,10 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from datetime import UTC, datetime, timedelta  # noqa: E402
 
-import httpx  # noqa: E402
-
 from api.auth import JWT_SECRET, Role, TokenService  # noqa: E402
 from projections.views import CaseView  # noqa: E402
 from tenants.service import Tenants  # noqa: E402
-from zongzhi.servers import free_port  # noqa: E402
+from zongzhi.servers import answers, free_port  # noqa: E402
 
 sys.path.append(str(_HERE))
 sys.path.append(str(_HERE.parent / "tests"))
@@ -140,16 +138,8 @@ def main(argv: list[str]) -> None:
             cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise SystemExit("zongzhi serve did not come up")
-                time.sleep(0.2)
+            if not answers(f"{base}/healthz", 60, alive=lambda: server.poll() is None):
+                raise SystemExit("zongzhi serve did not come up")
             times = load_times(base, token, args.loads)
         finally:
             server.send_signal(signal.SIGINT)

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,31 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def http_ok(url: str, timeout_s: float = 1.0) -> bool:
+    """Whether ``url`` answers 200 now."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as r:
+            return int(r.status) == 200
+    except (OSError, urllib.error.URLError):
+        return False
+
+
+def answers(url: str, within_s: float, *, alive: Callable[[], bool] = lambda: True) -> bool:
+    """Whether ``url`` answers 200 within ``within_s`` seconds (asked every 0.2 s);
+    False as soon as ``alive()`` does not hold (the process serving it exited)."""
+    deadline = time.monotonic() + within_s
+    while alive():
+        if http_ok(url, 2.0):
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return False
 
 
 def _pid_alive(pid: int) -> bool:
@@ -271,15 +297,7 @@ class EmbeddedTriton:
         return dist / "bin" / "tritonserver", env
 
     def _ready(self) -> bool:
-        import urllib.error
-        import urllib.request
-
-        try:
-            with urllib.request.urlopen(
-                    f"http://127.0.0.1:{self.http_port}/v2/health/ready", timeout=1) as r:
-                return int(r.status) == 200
-        except (OSError, urllib.error.URLError):
-            return False
+        return http_ok(f"http://127.0.0.1:{self.http_port}/v2/health/ready")
 
     def start(self) -> str:
         _usable_dir(self.home)

@@ -7,17 +7,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, expect
 from support import ROOT, product_env, write_divisions
 from web_support import Issue, choose, eventually, field, graphql, open_page
 
 from api.auth import Role
-from zongzhi.servers import free_port
+from zongzhi.servers import answers, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -43,15 +41,7 @@ def test_the_demo_serves_the_client_and_its_picker_signs_in_each_demo_user(
                 break
         assert any(line.startswith("Web client: http://") for line in printed), printed
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the demo's API did not come up"
-            time.sleep(0.2)
+        assert answers(f"{base}/healthz", 30), "the demo's API did not come up"
         # when a newcomer opens it in the browser
         page = open_page(browser, base, None, "/")
         users = page.get_by_test_id("demo-user")

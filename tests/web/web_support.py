@@ -26,7 +26,7 @@ from support import ROOT, product_env, write_divisions
 
 from api.auth import JWT_SECRET, Role, TokenService
 from tenants.service import Tenants
-from zongzhi.servers import NATS_URL, free_port
+from zongzhi.servers import NATS_URL, answers, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
@@ -97,16 +97,9 @@ def web_server(database_url: str, nats_url: str, web_city: dict[str, list[str]],
         [sys.executable, "-m", "zongzhi.cli", "serve", "--city", WEB_CITY, "--port", str(port)],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        assert process.poll() is None, f"zongzhi serve exited; see {log.name}"
-        assert time.monotonic() < deadline, "the API did not come up"
-        time.sleep(0.2)
+    up = answers(f"{base}/healthz", 60, alive=lambda: process.poll() is None)
+    assert process.poll() is None, f"zongzhi serve exited; see {log.name}"
+    assert up, "the API did not come up"
     try:
         yield base
     finally:

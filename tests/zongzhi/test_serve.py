@@ -13,7 +13,7 @@ import httpx
 import pytest
 from support import ROOT, product_env, write_divisions
 
-from zongzhi.servers import free_port
+from zongzhi.servers import answers, free_port
 
 
 @pytest.mark.slow
@@ -42,15 +42,7 @@ def test_the_demo_serves_graphql_with_the_tokens_it_prints_and_cameras_raise_ale
         director = next(t for who, t in tokens.items() if who.startswith("city director"))
         grid = next(t for who, t in tokens.items() if who.startswith("village grid worker"))
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the API did not come up"
-            time.sleep(0.2)
+        assert answers(f"{base}/healthz", 30), "the API did not come up"
         query = "{ me { centerCode roles center { code name } } }"
         answer = httpx.post(f"{base}/graphql", json={"query": query},
                             headers={"Authorization": f"Bearer {director}"}, timeout=10).json()

@@ -57,3 +57,37 @@ def test_configured_servers_are_used_and_nothing_is_started(
     servers = Servers(data_dir=tmp_path / "unused").start()
     assert (servers.database_url, servers.nats_url) == (database_url, "nats://127.0.0.1:4999")
     assert not (tmp_path / "unused").exists()
+
+
+def test_answers_waits_for_a_200_and_gives_up_on_a_dead_process() -> None:
+    import http.server
+    import threading
+    import time as clock
+
+    from zongzhi.servers import answers
+
+    # given an HTTP server that answers 200, and a port nobody listens on
+    class Ok(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Ok)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        live = f"http://127.0.0.1:{server.server_address[1]}/healthz"
+        closed = f"http://127.0.0.1:{free_port()}/healthz"
+        # then the live one answers, the closed one does not within its time
+        assert answers(live, 5)
+        started = clock.monotonic()
+        assert not answers(closed, 0.5)
+        assert clock.monotonic() - started < 5
+        # and a process that has exited is not waited for at all
+        started = clock.monotonic()
+        assert not answers(closed, 60, alive=lambda: False)
+        assert clock.monotonic() - started < 1
+    finally:
+        server.shutdown()
