@@ -68,6 +68,7 @@ from vision.messages import (
     Detection,
     FrameDetections,
     MessageError,
+    ensure_stream,
     frame_key,
 )
 from vision.rules import CameraRules, Firing, dump_state, load_state
@@ -80,7 +81,6 @@ log = logging.getLogger(__name__)
 DURABLE = "zz-alerts"
 SERVICE = "alert-service"  # the actor of raised alerts
 RELOAD_EVERY = 5.0  # seconds between re-reads of a camera (zones changed, retired)
-DUPLICATE_WINDOW = 120.0  # seconds JetStream remembers message ids
 RETRY_PAUSE = 0.5
 
 
@@ -250,20 +250,8 @@ def alert_message(alert: CameraAlert) -> AlertMessage:
 async def ensure_streams(js: Any) -> None:
     """Create ``ZZ_DETECTIONS`` and ``ZZ_ALERTS`` if missing (file storage, message-id
     de-duplication); an existing stream is left as its owner configured it."""
-    from nats.js.api import StorageType, StreamConfig
-    from nats.js.errors import BadRequestError, NotFoundError
-
-    for name, subjects in ((DETECTIONS_STREAM, DETECTIONS_SUBJECTS),
-                           (ALERTS_STREAM, ALERTS_SUBJECTS)):
-        try:
-            await js.stream_info(name)
-            continue
-        except NotFoundError:
-            pass
-        with contextlib.suppress(BadRequestError):  # created by someone else meanwhile
-            await js.add_stream(StreamConfig(
-                name=name, subjects=[subjects], storage=StorageType.FILE,
-                duplicate_window=DUPLICATE_WINDOW, max_age=7 * 86400.0))
+    await ensure_stream(js, DETECTIONS_STREAM, DETECTIONS_SUBJECTS)
+    await ensure_stream(js, ALERTS_STREAM, ALERTS_SUBJECTS)
 
 
 class AlertService:

@@ -18,6 +18,7 @@ that fired an alert can be shown with its boxes while the bucket keeps it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -26,6 +27,7 @@ from typing import Any
 __all__ = [
     "ALERTS_STREAM",
     "DETECTIONS_STREAM",
+    "DUPLICATE_WINDOW_S",
     "FRAMES_BUCKET",
     "FRAMES_TTL_S",
     "AlertMessage",
@@ -37,6 +39,7 @@ __all__ = [
     "detection_msg_id",
     "detections_subject",
     "ensure_frames_bucket",
+    "ensure_stream",
     "frame_key",
 ]
 
@@ -123,6 +126,27 @@ def detections_subject(tenant: str, camera: str) -> str:
 def frame_key(tenant: str, camera: str, seq: int) -> str:
     """The object-store name of a camera's frame (camera refs hold no '.' or space)."""
     return f"{tenant}-{camera}-{seq}"
+
+
+DUPLICATE_WINDOW_S = 120.0  # seconds JetStream remembers message ids
+STREAM_MAX_AGE_S = 7 * 86400.0  # detections and alerts are kept a week
+
+
+async def ensure_stream(js: Any, name: str, subjects: str) -> None:
+    """Create the stream if missing (file storage, message-id de-duplication over
+    ``DUPLICATE_WINDOW_S``); an existing stream is left as its owner configured it."""
+    from nats.js.api import StorageType, StreamConfig
+    from nats.js.errors import BadRequestError, NotFoundError
+
+    try:
+        await js.stream_info(name)
+        return
+    except NotFoundError:
+        pass
+    with contextlib.suppress(BadRequestError):  # created by someone else meanwhile
+        await js.add_stream(StreamConfig(
+            name=name, subjects=[subjects], storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_S, max_age=STREAM_MAX_AGE_S))
 
 
 async def ensure_frames_bucket(js: Any, ttl_s: float = FRAMES_TTL_S) -> Any:

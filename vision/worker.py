@@ -36,8 +36,7 @@ from typing import Any
 
 import cv2
 import nats
-from nats.js.api import StorageType, StreamConfig
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import NotFoundError
 
 from vision.inference import (
     MODELS,
@@ -54,6 +53,7 @@ from vision.messages import (
     MessageError,
     detections_subject,
     ensure_frames_bucket,
+    ensure_stream,
     frame_key,
 )
 from vision.sources import (
@@ -71,7 +71,6 @@ __all__ = ["CameraConfig", "CameraStats", "Health", "VisionWorker", "ensure_dete
 
 log = logging.getLogger(__name__)
 
-DUPLICATE_WINDOW_S = 120.0
 
 
 @dataclass(frozen=True)
@@ -136,17 +135,8 @@ class Health:
 
 
 async def ensure_detections_stream(js: Any) -> None:
-    """Create ``ZZ_DETECTIONS`` if missing (file storage, message-id de-duplication);
-    an existing stream is left as its owner configured it."""
-    try:
-        await js.stream_info(DETECTIONS_STREAM)
-        return
-    except NotFoundError:
-        pass
-    with contextlib.suppress(BadRequestError):  # created by someone else meanwhile
-        await js.add_stream(StreamConfig(
-            name=DETECTIONS_STREAM, subjects=[DETECTIONS_SUBJECTS], storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW_S, max_age=7 * 86400.0))
+    """Create ``ZZ_DETECTIONS`` if missing (see ``vision.messages.ensure_stream``)."""
+    await ensure_stream(js, DETECTIONS_STREAM, DETECTIONS_SUBJECTS)
 
 
 class VisionWorker:
