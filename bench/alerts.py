@@ -169,6 +169,23 @@ async def publish_cameras(nats_url: str, cameras: list[tuple[str, str]], fps: fl
     return fired
 
 
+def time_processing(service: AlertService) -> list[float]:
+    """Wrap the service's per-batch ``process`` to add up the seconds it is busy; the
+    returned one-element list holds the total so far."""
+    busy = [0.0]
+    process = service.process
+
+    def timed(*args: Any) -> Any:
+        t0 = time.perf_counter()
+        try:
+            return process(*args)
+        finally:
+            busy[0] += time.perf_counter() - t0
+
+    service.process = timed  # type: ignore[method-assign, assignment]
+    return busy
+
+
 def run_level(tenants: Tenants, nats_url: str, host: str, token: str, villages: list[str],
               n: int, fps: float, seconds: float) -> None:
     run = secrets.token_hex(2)
@@ -188,17 +205,7 @@ def run_level(tenants: Tenants, nats_url: str, host: str, token: str, villages: 
         ready.set()
         await task
 
-    busy = [0.0]
-    process = service.process
-
-    def timed(*args: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return process(*args)
-        finally:
-            busy[0] += time.perf_counter() - t0
-
-    service.process = timed  # type: ignore[method-assign]
+    busy = time_processing(service)
     thread = threading.Thread(target=lambda: loop.run_until_complete(serve()), daemon=True)
     thread.start()
     ready.wait(20)
@@ -226,7 +233,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--cameras", default="1,16,64")
     p.add_argument("--fps", type=float, default=2.0)
     p.add_argument("--seconds", type=float, default=20.0)
+    p.add_argument("--quick", action="store_true", help="1 and 4 cameras, 5 s each")
     args = p.parse_args(argv)
+    if args.quick:
+        args.cameras, args.seconds = "1,4", 5.0
     import uvicorn
 
     from api.app import create_app

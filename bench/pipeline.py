@@ -74,7 +74,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench._common import fresh_database, met, print_header, table  # noqa: E402
-from bench.alerts import write_city  # noqa: E402
+from bench.alerts import time_processing, write_city  # noqa: E402
 from bench.vision import (  # noqa: E402
     _compose_module,
     _stats,
@@ -256,17 +256,7 @@ def alert_process(db_url: str, key: bytes, nats_url: str, durable: str, ready: A
 
     tenants = Tenants(db_url, key)
     service = AlertService(tenants, nats_url, durable=durable, cities=[CITY])
-    busy = [0.0]
-    process = service.process
-
-    def timed(*args: Any) -> Any:
-        t0 = time.perf_counter()
-        try:
-            return process(*args)
-        finally:
-            busy[0] += time.perf_counter() - t0
-
-    service.process = timed  # type: ignore[method-assign, assignment]
+    busy = time_processing(service)
 
     async def run() -> None:
         halt, started = asyncio.Event(), asyncio.Event()

@@ -283,7 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cameras", default="1,16,64")
     parser.add_argument("--fps", type=float, default=2.0)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--quick", action="store_true",
+                        help="16 frames, 1 and 4 cameras, 5 s each")
     args = parser.parse_args(argv)
+    if args.quick:
+        args.frames, args.cameras, args.seconds = 16, "1,4", 5.0
 
     data_dir = (ROOT / ".zongzhi" / "bench").resolve()
     triton: EmbeddedTriton | None = None
