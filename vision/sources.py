@@ -341,7 +341,7 @@ class CameraFeed:
             return
         self.stats.state = "running"
         interval = 1.0 / self.fps
-        deferred = isinstance(self.source, DeferredSource)
+        deferred = self.source if isinstance(self.source, DeferredSource) else None
         due = time.monotonic()
         seq = self.first_seq
         try:
@@ -351,8 +351,8 @@ class CameraFeed:
                 try:
                     image: Frame | None = None
                     decode = None
-                    if deferred:
-                        decode = self.source.read_deferred()  # type: ignore[attr-defined]
+                    if deferred is not None:
+                        decode = deferred.read_deferred()
                     else:
                         image = self.source.read()
                 except UnreadableFrame as e:
