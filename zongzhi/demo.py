@@ -71,6 +71,15 @@ def id_number(rng: random.Random, county: str, born: datetime) -> str:
     return body + check
 
 
+def intake_time(now: datetime, rng: random.Random) -> datetime:
+    """When a simulated matter came in: a day of the last 30, in office hours (08:00 to
+    17:59), never after ``now`` (today's hours still to come move to the day before: a
+    later step clamped to ``now`` would otherwise run time backwards)."""
+    t = now - timedelta(days=30) + timedelta(minutes=rng.randrange(30 * 24 * 60))
+    t = t.replace(hour=rng.randrange(8, 18))
+    return t if t <= now else t - timedelta(days=1)
+
+
 @dataclass
 class Simulation:
     tenants: Tenants
@@ -125,8 +134,7 @@ class Simulation:
         category = self.rng.choice(list(SUMMARIES))
         channel = self.pick(CHANNELS)
         assert isinstance(channel, Channel)
-        t = self.now - timedelta(days=30) + timedelta(minutes=self.rng.randrange(30 * 24 * 60))
-        t = t.replace(hour=self.rng.randrange(8, 18))
+        t = intake_time(self.now, self.rng)
         party = self.party(center.code)
         if self.parties and self.rng.random() < 0.08:  # someone reports the same matter again
             code, category, party, first = self.rng.choice(self.parties[-60:])
