@@ -30,7 +30,14 @@ from tenants.keys import (
 )
 from tenants.registry import UnknownTenant
 from tenants.service import Tenants
-from zongzhi.servers import EmbeddedNats, EmbeddedPostgres, ServerError, Servers, default_data_dir
+from zongzhi.servers import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    EmbeddedTriton,
+    ServerError,
+    Servers,
+    default_data_dir,
+)
 
 DIVISIONS = Path(__file__).resolve().parents[1] / "data" / "divisions"
 OPERATOR = "cli"
@@ -108,6 +115,7 @@ def cmd_servers(args: argparse.Namespace) -> None:
         print(f"database: {servers.database_url}\nnats:     {servers.nats_url}")
     elif args.action == "stop":  # stops only what runs in the data directory; starts nothing
         data_dir = default_data_dir()
+        EmbeddedTriton(data_dir, ()).stop()  # the demo's, when its cameras ran
         EmbeddedNats(data_dir).stop()
         EmbeddedPostgres(data_dir).stop()
         print(f"embedded servers in {data_dir} stopped")

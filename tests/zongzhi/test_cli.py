@@ -3,13 +3,14 @@ the demo drives real cases on the configured database."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 from support import write_divisions
 
 from zongzhi.cli import main
-from zongzhi.servers import DATABASE_URL
+from zongzhi.servers import DATABASE_URL, EmbeddedTriton, http_ok
 
 
 @pytest.fixture
@@ -60,12 +61,20 @@ def test_servers_stop_stops_the_embedded_servers_and_starts_nothing(
 
     monkeypatch.delenv(DATABASE_URL, raising=False)
     monkeypatch.setenv("ZONGZHI_DATA_DIR", str(tmp_path / "data"))
-    running = Servers(data_dir=tmp_path / "data", nats_port=free_port()).start()
+    running = Servers(data_dir=tmp_path / "data", nats_port=free_port()).start(triton=True)
+    triton_pid, _, triton_http = (
+        int(x) for x in (tmp_path / "data" / "triton" / "triton.pid").read_text().split())
 
     assert main(["servers", "stop"]) == 0
 
     with pytest.raises(psycopg.OperationalError):
         psycopg.connect(running.database_url, connect_timeout=2)
+    assert not http_ok(f"http://127.0.0.1:{triton_http}/v2/health/ready")
+    started = next(s for s in running._owned if isinstance(s, EmbeddedTriton))
+    assert started._proc is not None
+    assert started._proc.wait(10) is not None  # reaped here: this test started it
+    with pytest.raises(ProcessLookupError):  # its Python stubs, in its group, gone too
+        os.killpg(triton_pid, 0)
     assert main(["servers", "stop"]) == 0  # nothing running: still fine, nothing started
     assert not (tmp_path / "data" / "nats.pid").exists()
 
