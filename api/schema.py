@@ -69,7 +69,7 @@ from domain.calendar import CHINA
 from domain.calendar import Deadline as DomainDeadline
 from projections import dashboards, queries
 from projections import kpis as kpi_queries
-from projections.queries import ORDERS, CaseFilter, CaseRow, Page, Period, encode_cursor
+from projections.queries import CaseFilter, CaseRow, Page, Period, encode_cursor
 from tenants.center import CenterApp, ConcurrentUpdate
 from tenants.registry import CenterInfo
 
@@ -661,13 +661,9 @@ class CaseConnection:
         return [e.node for e in self.edges]
 
 
-def _cursor(kind: str, row: CaseRow) -> str:
-    return encode_cursor(kind, {c: getattr(row, c) for c in ORDERS[kind].columns})
-
-
 def _connection(kind: str, rows: Sequence[tuple[CaseRow, CaseNode]], page: Page[CaseRow],
                 after: str | None) -> CaseConnection:
-    edges = [CaseEdge(cursor=_cursor(kind, row), node=node) for row, node in rows]
+    edges = [CaseEdge(cursor=encode_cursor(kind, row), node=node) for row, node in rows]
     return CaseConnection(edges=edges, page_info=PageInfo(
         has_next_page=page.has_next, has_previous_page=after is not None,
         start_cursor=edges[0].cursor if edges else None, end_cursor=page.end_cursor))
