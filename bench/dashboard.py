@@ -24,9 +24,10 @@ thread):
 
 dashboard  a random county: ``dashboards.dashboard`` (its KPIs and rollup with every
            child's figures, kept computed by the projection worker) +
-           ``overdue(subtree=True, first=20)``: what the web client's county
-           dashboard asks for (``center { dashboard overdue }``), one latency a
-           dashboard.
+           ``overdue(subtree=True, first=20)``: what the web client's dashboard
+           overview asks for at each load (``dashboard`` and the 20 cases overdue
+           longest; the child centers' names come from the registry in memory),
+           one latency a dashboard.
 inbox      a random village: ``inbox(first=20)``.
 
 Before them, in the same run: the cost of keeping the dashboards (one

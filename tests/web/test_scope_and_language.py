@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from playwright.sync_api import Browser, expect
-from web_support import PHONE, SCREENSHOTS, Issue, field, graphql, open_page
+from web_support import PHONE, SCREENSHOTS, Issue, eventually, field, graphql, open_page
 
 from api.auth import Role
 
@@ -59,18 +59,44 @@ def test_english_is_one_click_away_and_errors_are_translated_in_it(
 
 
 def test_the_city_dashboard_ranks_its_counties_and_draws_the_subtree(
-        browser: Browser, web_server: str, web_city: dict[str, list[str]], issue: Issue) -> None:
-    city = web_city["city"][0]
+        browser: Browser, web_server: str, web_city: dict[str, list[str]], issue: Issue,
+        unique: str) -> None:
+    city, township = web_city["city"][0], web_city["township"][0]
+    graphql(web_server, issue(township, Role.CLERK), """mutation($c: String!, $s: String!) {
+        receiveCase(center: $c, channel: WINDOW, category: "neighbour-dispute", summary: $s,
+        parties: [{name: "周八", phone: "13700003333"}], place: {address: "人民路5号"}) { id } }""",
+            c=township, s=f"楼道堆物纠纷 {unique}")
     director = issue(city, Role.DIRECTOR)
+    eventually(lambda: graphql(web_server, director, "query($c: String!) { center(code: $c) { "
+                               "figures { received } } }", c=city)["center"]["figures"][
+                                   "received"] >= 1, timeout=20)
     page = open_page(browser, web_server, director, "/dashboard")
-    figures = graphql(web_server, director, "query($c: String!) { center(code: $c) "
-                      "{ figures { received } } }", c=city)["center"]["figures"]
-    # then the KPI cards show the city's figures, and every chart is drawn
-    expect(page.get_by_test_id("kpi-received").locator(".v")).to_have_text(
-        str(figures["received"]))
-    for chart in ("trend", "ranking", "map", "hotspots"):
+    api = graphql(web_server, director, "query($c: String!) { center(code: $c) { "
+                  "... on ParentCenter { dashboard { rollup { total { received } } } } "
+                  "figures { received } "
+                  "overdue(subtree: true, first: 20) { nodes { number } } } }",
+                  c=city)["center"]
+    # then the overview shows the kept figures with their instant, the cases overdue
+    # longest in the subtree, and the counties ranked and drawn
+    expect(page.get_by_test_id("as-of")).to_contain_text("截至")
+    expect(page.get_by_test_id("now-received").locator(".v")).to_have_text(
+        str(api["dashboard"]["rollup"]["total"]["received"]))
+    longest = page.get_by_test_id("longest-overdue").locator(".case-link")
+    expect(longest).to_have_count(len(api["overdue"]["nodes"]))
+    assert longest.evaluate_all("els => els.map(e => e.dataset.number)") == [
+        n["number"] for n in api["overdue"]["nodes"]]
+    for chart in ("ranking", "map"):
         expect(page.get_by_test_id(chart).locator("canvas")).to_have_count(1)
     page.screenshot(path=str(SCREENSHOTS / "city-dashboard.png"), full_page=True)
+    # when the director opens the period analysis
+    page.locator("#tab-analysis").click()
+    # then its KPI cards show the city's figures (the case just received among them), and
+    # its charts are drawn
+    expect(page.get_by_test_id("kpi-received").locator(".v")).to_have_text(
+        str(api["figures"]["received"]))
+    for chart in ("trend", "hotspots"):
+        expect(page.get_by_test_id(chart).locator("canvas")).to_have_count(1)
+    page.screenshot(path=str(SCREENSHOTS / "city-dashboard-analysis.png"), full_page=True)
     page.context.close()
 
 
