@@ -46,27 +46,10 @@ from psycopg.errors import InvalidSchemaName, UndefinedTable
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composable, Composed, Identifier
 from psycopg.sql import Literal as SQLLiteral
-from psycopg.types.json import set_json_loads
 
 from domain import Severity, Status, Tier, ValidationError, city_of, tenant_of, tier_of
 from tenants.persistence import log_group_schema
 from tenants.service import Tenants
-
-_decode_json = json.JSONDecoder().decode
-
-
-def _json_loads(data: bytes | bytearray | memoryview | str) -> Any:
-    """psycopg's ``json``/``jsonb`` loader: ``{}`` (most refusal and breach counts of a
-    view row) without a trip through the decoder, which was a sixth of a list
-    page's client CPU (profiled); anything else decoded as ``json.loads`` would."""
-    if isinstance(data, str):
-        return {} if data == "{}" else _decode_json(data)
-    raw = bytes(data)
-    return {} if raw == b"{}" else _decode_json(raw.decode())
-
-
-# for every connection made from here on (the pools are opened after this import)
-set_json_loads(_json_loads)
 
 TABLE = "case_view"
 PROJECTOR = "case_view"  # the CaseView projector's name in the tracking table
