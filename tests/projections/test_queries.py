@@ -62,6 +62,21 @@ def test_overdue_and_due_soon_follow_the_deadline_that_applies(story: Story) -> 
     assert story.names(q.due_soon(tenants, story.t1, friday, timedelta(days=7)).items) == ["E"]
 
 
+def test_a_list_row_is_the_view_row_whole_and_frozen(story: Story) -> None:
+    # F: led by market-regulation, which accepted it late (a breach), overdue now
+    (f,) = q.overdue(story.tenants, story.t1, NOW).items
+    (raw,) = [r for r in view_rows(story.tenants, story.t1[:4]) if r["case_id"] == f.case_id]
+    assert f.breaches == (q.UnitCount("market-regulation", 1),)
+    expected = {**raw, "status": Status(raw["status"]),
+                "severity": Severity(raw["severity"]) if raw["severity"] else None,
+                "assignees": tuple(raw["assignees"]), "linked_cases": tuple(raw["linked_cases"]),
+                "refusals": tuple(q.UnitCount(k, v) for k, v in sorted(raw["refusals"].items())),
+                "breaches": tuple(q.UnitCount(k, v) for k, v in sorted(raw["breaches"].items()))}
+    assert f == q.CaseRow(**expected)  # built without __init__, equal to one built with it
+    with pytest.raises(AttributeError):
+        f.status = Status.CLOSED  # type: ignore[misc]
+
+
 def test_a_subtree_shows_the_cases_below_and_a_center_alone_its_own(story: Story) -> None:
     tenants = story.tenants
     own = q.cases(tenants, story.t1)
