@@ -30,6 +30,7 @@ import functools
 import json
 import logging
 import threading
+import time
 import types
 import typing
 from collections.abc import Callable, Sequence
@@ -87,11 +88,16 @@ def compute(tenants: Tenants, scope: str, now: datetime) -> Dashboard:
 def dashboard(tenants: Tenants, scope: str, now: datetime, *,
               max_age: timedelta = DEFAULT_MAX_AGE) -> Dashboard:
     """The dashboard of ``scope``: its snapshot when one is fresh enough, else
-    computed now (and kept, for a city, county or township)."""
+    computed now (and kept, for a city, county or township). A snapshot this
+    process read less than :data:`RECHECK_S` ago is served without asking the
+    database again (another process's newer snapshot shows that much later)."""
     if tier_of(scope) in KEPT_TIERS:
-        kept, covered = _read(tenants, scope)
-        if kept is not None and now - max_age <= kept.computed_at <= now \
-                and kept.position <= covered:
+        kept = _recently_read(tenants, scope)
+        if kept is None or not now - max_age <= kept.computed_at <= now:
+            kept, covered = _read(tenants, scope)
+            if kept is not None and kept.position > covered:  # of a view since rebuilt
+                kept = None
+        if kept is not None and now - max_age <= kept.computed_at <= now:
             return kept
     found = compute(tenants, scope, now)
     if tier_of(scope) in KEPT_TIERS:
@@ -143,6 +149,7 @@ def clear(tenants: Tenants, city: str) -> None:
     ensure_table(tenants, city)
     with tenants.datastore_for(city).transaction(commit=True) as curs:
         curs.execute(SQL("DELETE FROM {0}").format(_table(city)))
+    _forget(tenants, city)
 
 
 def ensure_table(tenants: Tenants, city: str) -> None:
@@ -163,10 +170,36 @@ def _table(city: str) -> Identifier:
     return Identifier(log_group_schema(city), TABLE)
 
 
-#: The snapshots this process decoded last, by (database, scope): a reader asks for
-#: the body only when the stored one is not the one held (``IS DISTINCT FROM``).
-_decoded: dict[tuple[str, str], Dashboard] = {}
+#: How long this process serves a snapshot it read without reading it again: a
+#: dashboard changes at most every ``REFRESH_EVERY``, and a screen asks for it at every
+#: change below; the round trip was two fifths of a county dashboard request's CPU
+#: (bench/dashboard.py). Writes and clears made by this process drop what it holds.
+RECHECK_S = 1.0
+
+#: The snapshots this process read last, by (database, scope), with when
+#: (``time.monotonic``): a reader asks for the body only when the stored one is not the
+#: one held (``IS DISTINCT FROM``), and not at all within ``RECHECK_S``.
+_decoded: dict[tuple[str, str], tuple[Dashboard, float]] = {}
 _decoded_lock = threading.Lock()
+_monotonic = time.monotonic
+
+
+def _key(tenants: Tenants, scope: str) -> tuple[str, str]:
+    return tenants.datastore_for(city_of(scope)).url, scope
+
+
+def _recently_read(tenants: Tenants, scope: str) -> Dashboard | None:
+    held = _decoded.get(_key(tenants, scope))
+    return held[0] if held is not None and _monotonic() - held[1] < RECHECK_S else None
+
+
+def _forget(tenants: Tenants, city: str, scopes: Sequence[str] | None = None) -> None:
+    """Drop what this process holds of ``city``'s snapshots (``scopes``, or all)."""
+    url = tenants.datastore_for(city).url
+    with _decoded_lock:
+        for key in [k for k in _decoded if k[0] == url and city_of(k[1]) == city
+                    and (scopes is None or k[1] in scopes)]:
+            del _decoded[key]
 
 
 def _read(tenants: Tenants, scope: str) -> tuple[Dashboard | None, int]:
@@ -174,8 +207,9 @@ def _read(tenants: Tenants, scope: str) -> tuple[Dashboard | None, int]:
     the last notification the city's case view covers, in one round trip."""
     city = city_of(scope)
     ensure_table(tenants, city)
-    key = (tenants.datastore_for(city).url, scope)
-    held = _decoded.get(key)
+    key = _key(tenants, scope)
+    entry = _decoded.get(key)
+    held = entry[0] if entry is not None else None
     rows = fetch(tenants, scope, SQL(
         "SELECT (SELECT max(notification_id) FROM {0}.tracking "
         "WHERE application_name = %s) AS covered, d.computed_at, d.position, "
@@ -192,6 +226,8 @@ def _read(tenants: Tenants, scope: str) -> tuple[Dashboard | None, int]:
     if r["computed_at"] is None:
         return None, covered
     if r["body"] is None and held is not None:
+        with _decoded_lock:
+            _decoded[key] = (held, _monotonic())
         return held, covered
     try:
         found = Dashboard(scope, r["computed_at"], r["position"],
@@ -201,12 +237,13 @@ def _read(tenants: Tenants, scope: str) -> tuple[Dashboard | None, int]:
         log.info("dashboard of %s: stored snapshot unreadable (%s); recomputing", scope, e)
         return None, covered
     with _decoded_lock:
-        _decoded[key] = found
+        _decoded[key] = (found, _monotonic())
     return found, covered
 
 
 def _write(tenants: Tenants, found: Sequence[Dashboard]) -> None:
     for d in found:
+        _forget(tenants, city_of(d.scope), [d.scope])
         city = city_of(d.scope)
         ensure_table(tenants, city)
         body = json.dumps({"kpis": encode(d.kpis), "rollup": encode(d.rollup)})
@@ -267,5 +304,5 @@ def decode(kind: Any, value: Any) -> Any:
     return value
 
 
-__all__ = ["DEFAULT_MAX_AGE", "REFRESH_EVERY", "Dashboard", "clear", "compute", "dashboard",
-           "refresh", "refresh_forever"]
+__all__ = ["DEFAULT_MAX_AGE", "RECHECK_S", "REFRESH_EVERY", "Dashboard", "clear", "compute",
+           "dashboard", "refresh", "refresh_forever"]

@@ -3,12 +3,15 @@ older than asked, dropped with a rebuilt view."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from pathlib import Path
 
 import psycopg
+import pytest
 from view_support import NOW, Story, another_city, at, receive
 
+from projections import dashboards
 from projections.dashboards import DEFAULT_MAX_AGE, REFRESH_EVERY, compute, dashboard, refresh
 from projections.kpis import Rate
 from projections.runner import rebuild_all
@@ -100,3 +103,36 @@ def test_an_unreadable_snapshot_is_recomputed_not_served(
 
     assert found.live and found.kpis.matters == 1
     assert not dashboard(tenants, county, at(2, 10)).live  # kept again
+
+
+def test_another_processs_newer_snapshot_is_read_within_a_second(
+        tenants: Tenants, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tree = another_city(tenants, tmp_path)
+    city, county, village = tree["city"][0], tree["county"][0], tree["village"][0]
+    view, app = CaseView(tenants, city), tenants.center(village)
+    receive(app, at(2, 9))
+    view.catch_up()
+    refresh(tenants, city, at(2, 10))
+    clock = [1000.0]
+    monkeypatch.setattr(dashboards, "_monotonic", lambda: clock[0])
+    held = dashboard(tenants, county, at(2, 10))
+    assert not held.live and held.kpis.matters == 1
+
+    # when the projection worker (another process) keeps a newer snapshot: two matters
+    receive(app, at(2, 9, 30))
+    view.catch_up()
+    newer = compute(tenants, county, at(2, 10, 1))
+    body = json.dumps({"kpis": dashboards.encode(newer.kpis),
+                       "rollup": dashboards.encode(newer.rollup)})
+    with psycopg.connect(tenants.datastore_for(city).url) as conn:
+        conn.execute(f"UPDATE lg_{city}.dashboards SET computed_at = %s, position = %s, "
+                     "body = %s WHERE scope = %s",
+                     (newer.computed_at, newer.position, body, county))
+
+    # then this process serves the snapshot it read for up to a second, not asking again ...
+    clock[0] += dashboards.RECHECK_S / 2
+    assert dashboard(tenants, county, at(2, 10, 1)).computed_at == at(2, 10)
+    # ... and the newer one after it
+    clock[0] += dashboards.RECHECK_S / 2
+    seen = dashboard(tenants, county, at(2, 10, 1))
+    assert not seen.live and seen.computed_at == at(2, 10, 1) and seen.kpis.matters == 2
