@@ -94,9 +94,7 @@ def dashboard(tenants: Tenants, scope: str, now: datetime, *,
     if tier_of(scope) in KEPT_TIERS:
         kept = _recently_read(tenants, scope)
         if kept is None or not now - max_age <= kept.computed_at <= now:
-            kept, covered = _read(tenants, scope)
-            if kept is not None and kept.position > covered:  # of a view since rebuilt
-                kept = None
+            kept = _read(tenants, scope)
         if kept is not None and now - max_age <= kept.computed_at <= now:
             return kept
     found = compute(tenants, scope, now)
@@ -202,9 +200,10 @@ def _forget(tenants: Tenants, city: str, scopes: Sequence[str] | None = None) ->
             del _decoded[key]
 
 
-def _read(tenants: Tenants, scope: str) -> tuple[Dashboard | None, int]:
-    """The kept snapshot of ``scope`` (None if there is none or it is unreadable) and
-    the last notification the city's case view covers, in one round trip."""
+def _read(tenants: Tenants, scope: str) -> Dashboard | None:
+    """The kept snapshot of ``scope``, None if there is none, it is unreadable, or it
+    covers more than the city's case view does (a view since rebuilt): the snapshot and
+    the view's position in one round trip."""
     city = city_of(scope)
     ensure_table(tenants, city)
     key = _key(tenants, scope)
@@ -220,30 +219,28 @@ def _read(tenants: Tenants, scope: str) -> tuple[Dashboard | None, int]:
         [PROJECTOR, held.computed_at if held else None, held.position if held else None,
          scope], prepare=None)
     if not rows:
-        return None, 0
+        return None
     r = rows[0]
-    covered = int(r["covered"] or 0)
-    if r["computed_at"] is None:
-        return None, covered
+    if r["computed_at"] is None or r["position"] > int(r["covered"] or 0):
+        return None
     if r["body"] is None and held is not None:
         with _decoded_lock:
             _decoded[key] = (held, _monotonic())
-        return held, covered
+        return held
     try:
         found = Dashboard(scope, r["computed_at"], r["position"],
                           decode(Kpis, r["body"]["kpis"]), decode(Rollup, r["body"]["rollup"]),
                           live=False)
     except (KeyError, TypeError, ValueError) as e:  # a shape from an older release
         log.info("dashboard of %s: stored snapshot unreadable (%s); recomputing", scope, e)
-        return None, covered
+        return None
     with _decoded_lock:
         _decoded[key] = (found, _monotonic())
-    return found, covered
+    return found
 
 
 def _write(tenants: Tenants, found: Sequence[Dashboard]) -> None:
     for d in found:
-        _forget(tenants, city_of(d.scope), [d.scope])
         city = city_of(d.scope)
         ensure_table(tenants, city)
         body = json.dumps({"kpis": encode(d.kpis), "rollup": encode(d.rollup)})
@@ -256,6 +253,7 @@ def _write(tenants: Tenants, found: Sequence[Dashboard]) -> None:
                 "WHERE {0}.position <= excluded.position "
                 "AND {0}.computed_at <= excluded.computed_at").format(_table(city)),
                 (d.scope, d.computed_at, d.position, body))
+        _forget(tenants, city, [d.scope])  # committed: this process reads it next
 
 
 # -- a plain JSON codec for the figures' frozen dataclasses --------------------------------
