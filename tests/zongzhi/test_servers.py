@@ -4,13 +4,24 @@ are used as they are."""
 
 from __future__ import annotations
 
+import resource
 import socket
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from zongzhi.servers import DATABASE_URL, NATS_URL, EmbeddedNats, ServerError, Servers, free_port
+from zongzhi import servers as servers_module
+from zongzhi.servers import (
+    DATABASE_URL,
+    NATS_URL,
+    EmbeddedNats,
+    EmbeddedPostgres,
+    ServerError,
+    Servers,
+    free_port,
+    shared_buffers_mb,
+)
 
 
 def test_embedded_servers_start_are_reused_and_stop(
@@ -20,6 +31,8 @@ def test_embedded_servers_start_are_reused_and_stop(
     first = Servers(data_dir=tmp_path, nats_port=free_port()).start()
     with psycopg.connect(first.database_url) as conn:
         assert conn.execute("SHOW server_version").fetchone()[0].startswith("18")  # type: ignore[index]
+        # sized to the machine, not initdb's 128 MB
+        assert _shared_buffers_mb(conn) == shared_buffers_mb()
     again = Servers(data_dir=tmp_path, nats_port=free_port()).start()
     assert again.database_url == first.database_url
     assert again.nats_url == first.nats_url  # found running, not started twice
@@ -91,3 +104,54 @@ def test_answers_waits_for_a_200_and_gives_up_on_a_dead_process() -> None:
         assert clock.monotonic() - started < 1
     finally:
         server.shutdown()
+
+
+def _shared_buffers_mb(conn: psycopg.Connection[tuple[object, ...]]) -> int:
+    row = conn.execute("SELECT setting::bigint * 8 / 1024 FROM pg_settings "
+                       "WHERE name = 'shared_buffers'").fetchone()
+    assert row is not None
+    return int(str(row[0]))
+
+
+def test_shared_buffers_are_a_quarter_of_the_memory_within_bounds() -> None:
+    gib = 2**30
+    assert shared_buffers_mb(8 * gib) == 2048
+    assert shared_buffers_mb(256 * 2**20) == 128  # never below initdb's
+    assert shared_buffers_mb(128 * gib) == 4096  # it shares the machine
+
+
+def test_a_shared_buffers_set_with_alter_system_is_kept(tmp_path: Path) -> None:
+    pg = EmbeddedPostgres(tmp_path)
+    url = pg.start()
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET shared_buffers = '200MB'")
+        pg.stop()
+        url = pg.start()
+        with psycopg.connect(url) as conn:
+            assert _shared_buffers_mb(conn) == 200
+    finally:
+        pg.stop()
+
+
+def test_a_machine_that_cannot_map_the_buffers_gets_a_server_with_initdbs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """1 TB of buffers under an address-space limit (which the server inherits):
+    mapping them fails whatever the kernel's overcommit policy."""
+    monkeypatch.setattr(servers_module, "shared_buffers_mb", lambda: 2**20)
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    with open("/proc/self/statm") as statm:
+        used = int(statm.read().split()[0]) * resource.getpagesize()
+    resource.setrlimit(resource.RLIMIT_AS, (used + 16 * 2**30, hard))
+    pg = EmbeddedPostgres(tmp_path)
+    try:
+        with pytest.warns(RuntimeWarning, match="could not start with 1048576 MB"):
+            url = pg.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+    try:
+        with psycopg.connect(url) as conn:
+            assert _shared_buffers_mb(conn) == 128
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:
+        pg.stop()
