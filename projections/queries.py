@@ -405,15 +405,20 @@ def scope_where(scope: str, *, subtree: bool, matters: bool = True,
                 prefix: str = "") -> tuple[Composed, list[Any]]:
     """The rows of a scope. With ``subtree`` and ``matters``, a case handed over
     from a case inside the same subtree is left out (its origin counts)."""
+    code = _code(scope)
+    params = [code] if not subtree else [code + "%"] * (2 if matters else 1)
+    return scope_condition(subtree=subtree, matters=matters, prefix=prefix), params
+
+
+def scope_condition(*, subtree: bool, matters: bool = True, prefix: str = "") -> Composed:
+    """:func:`scope_where`'s condition alone: the same for every scope of a shape."""
     tenant, origin = Identifier(*_qualified(prefix, "tenant")), \
         Identifier(*_qualified(prefix, "origin_tenant"))
-    code = _code(scope)
     if not subtree:
-        return SQL("{0} = %s").format(tenant), [code]
+        return SQL("{0} = %s").format(tenant)
     if not matters:
-        return SQL("{0} LIKE %s").format(tenant), [code + "%"]
-    return (SQL("{0} LIKE %s AND NOT coalesce({1} LIKE %s, false)").format(tenant, origin),
-            [code + "%", code + "%"])
+        return SQL("{0} LIKE %s").format(tenant)
+    return SQL("{0} LIKE %s AND NOT coalesce({1} LIKE %s, false)").format(tenant, origin)
 
 
 def period_where(period: Period, prefix: str = "") -> tuple[Composed, list[Any]]:
@@ -585,7 +590,7 @@ def _page_statement(city: str, kind: str, subtree: bool, extra: tuple[str, ...],
     """A page's SQL text by its shape, composed once (composing it per request was
     a fifth of a list's client CPU, profiled)."""
     order = ORDERS[kind]
-    conditions: list[Composable] = [SQL("tenant LIKE %s" if subtree else "tenant = %s"),
+    conditions: list[Composable] = [scope_condition(subtree=subtree, matters=False),
                                     *(SQL(e) for e in extra), *(SQL(f) for f in filters)]
     key = SQL(", ").join(Identifier(c) for c in order.columns)
     if paged:
