@@ -19,8 +19,9 @@ here), in chunks, one transaction a chunk. The case view is then built with
 
 Timed, each kind for ``--duration`` seconds by ``--clients`` concurrent clients,
 spread over ``--processes`` forked processes (default 5, as five API worker
-processes would serve them; threads within each, one pooled connection a
-thread):
+processes would serve them; threads within each, sharing a pool of ``--pool``
+connections, default the product's 10: what ``ZONGZHI_POOL_SIZE`` sets, see
+docs/postgres.md):
 
 dashboard  a random county: ``dashboards.dashboard`` (its KPIs and rollup with every
            child's figures, kept computed by the projection worker) +
