@@ -93,12 +93,12 @@ def answers(url: str, within_s: float, *, alive: Callable[[], bool] = lambda: Tr
 
 
 def memory_bytes() -> int:
-    """This machine's memory, or the container's limit when it sets a lower one
-    (cgroup v2 ``memory.max``)."""
+    """This machine's memory, or the container's limit when it sets a lower one."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    limit = Path("/sys/fs/cgroup/memory.max")
-    with contextlib.suppress(OSError, ValueError):
-        total = min(total, int(limit.read_text().strip()))  # "max": no limit
+    for limit in (Path("/sys/fs/cgroup/memory.max"),  # cgroup v2; "max": no limit
+                  Path("/sys/fs/cgroup/memory/memory.limit_in_bytes")):  # v1
+        with contextlib.suppress(OSError, ValueError):
+            total = min(total, int(limit.read_text().strip()))
     return total
 
 
@@ -189,6 +189,9 @@ class EmbeddedPostgres:
                                     if not line.startswith("shared_buffers")))
             try:
                 self._run(server)
+                # kept as this directory's choice: the next start does not try again
+                with psycopg.connect(str(server.get_uri()), autocommit=True) as conn:
+                    conn.execute("ALTER SYSTEM SET shared_buffers = '128MB'")
             except Exception as e:
                 raise ServerError(f"PostgreSQL failed to restart in {self.pgdata}: {e}\n"
                                   f"{self._log_tail()}") from first

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import resource
 import socket
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -153,5 +154,12 @@ def test_a_machine_that_cannot_map_the_buffers_gets_a_server_with_initdbs(
         with psycopg.connect(url) as conn:
             assert _shared_buffers_mb(conn) == 128
             assert conn.execute("SELECT 1").fetchone() == (1,)
+        # and the next start keeps that, without trying (and warning) again
+        pg.stop()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RuntimeWarning)
+            url = pg.start()
+        with psycopg.connect(url) as conn:
+            assert _shared_buffers_mb(conn) == 128
     finally:
         pg.stop()
