@@ -19,6 +19,8 @@ Every refusal is a validation error, answered before anything runs with
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -44,6 +46,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.schema.schema import validate_document
 
 __all__ = [
     "DEFAULT_FIRST",
@@ -55,6 +58,7 @@ __all__ = [
     "MAX_TOKENS",
     "CostLimiter",
     "DepthLimiter",
+    "ValidatedTexts",
     "estimate",
     "limits",
 ]
@@ -142,22 +146,18 @@ def estimate(document: DocumentNode, variables: Mapping[str, Any] | None = None,
                 for op in operations), default=0)
 
 
-def _cost_rule(variables: Mapping[str, Any], operation_name: str | None
-               ) -> type[ASTValidationRule]:
-    class CostRule(ASTValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            try:
-                nodes = estimate(context.document, variables, operation_name)
-            except CostError as e:
-                context.report_error(GraphQLError(str(e)))
-                return
-            if nodes > MAX_NODES:
-                context.report_error(GraphQLError(
-                    f"the query may return about {nodes} nodes; at most {MAX_NODES} are "
-                    "allowed: ask for smaller pages or fewer nested lists"))
-
-    return CostRule
+def _cost_errors(document: DocumentNode, variables: Mapping[str, Any],
+                 operation_name: str | None) -> list[GraphQLError]:
+    """The page-size and node-count rule, with this request's variables."""
+    try:
+        nodes = estimate(document, variables, operation_name)
+    except CostError as e:
+        return [GraphQLError(str(e))]
+    if nodes > MAX_NODES:
+        return [GraphQLError(
+            f"the query may return about {nodes} nodes; at most {MAX_NODES} are "
+            "allowed: ask for smaller pages or fewer nested lists")]
+    return []
 
 
 def _has_nul(value: Any) -> bool:
@@ -170,35 +170,81 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _text_rule(variables: Mapping[str, Any]) -> type[ASTValidationRule]:
-    """No NUL character in any string: PostgreSQL's text cannot hold one, so a
-    case recorded with one could never be projected."""
-    class TextRule(ASTValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            if _has_nul(dict(variables)):
-                context.report_error(GraphQLError(NUL_MESSAGE))
+class NoNulStrings(ASTValidationRule):
+    """No NUL character in a string of the document: PostgreSQL's text cannot hold
+    one, so a case recorded with one could never be projected (the variables are
+    checked apart, per request)."""
 
-        def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
-            if "\x00" in node.value:
-                self.report_error(GraphQLError(NUL_MESSAGE, node))
-
-    return TextRule
+    def enter_string_value(self, node: StringValueNode, *_: Any) -> None:
+        if "\x00" in node.value:
+            self.report_error(GraphQLError(NUL_MESSAGE, node))
 
 
 NUL_MESSAGE = "strings may not contain the NUL character (U+0000)"
 
+#: Validated documents kept per process, by query text (an LRU, so unique texts sent
+#: to a public endpoint cannot grow it).
+VALIDATED_KEPT = 512
+
+
+class ValidatedTexts:
+    """What validating a query text found, by text: every rule but the cost and the
+    variables depends on the text alone (the limits are constants), and validating
+    was two fifths of a small query's CPU (a county's overdue page, profiled)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._errors: OrderedDict[tuple[int, str], tuple[GraphQLError, ...]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def errors(self, schema: object, query: str | None,
+               validate: Callable[[], list[GraphQLError]]) -> list[GraphQLError]:
+        if query is None:  # a document handed over parsed: nothing to key it by
+            return validate()
+        key = (id(schema), query)
+        with self._lock:
+            found = self._errors.get(key)
+            if found is not None:
+                self._errors.move_to_end(key)
+                return list(found)
+        found = tuple(validate())
+        with self._lock:
+            self._errors[key] = found
+            while len(self._errors) > self.size:
+                self._errors.popitem(last=False)
+        return list(found)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._errors.clear()
+
+
+validated = ValidatedTexts(VALIDATED_KEPT)
+
 
 class CostLimiter(SchemaExtension):
-    """Adds the page-size and node-count rule and the no-NUL rule, with this
-    request's variables."""
+    """Validates the operation: the schema's rules and the limits above once per
+    query text (cached), the page sizes, node count and variables' NUL check for
+    every request (they depend on its variables)."""
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
-        variables = context.variables if isinstance(context.variables, dict) else {}
-        context.validation_rules = (*context.validation_rules,
-                                    _cost_rule(variables, context.operation_name),
-                                    _text_rule(variables))
+        context.validation_rules = (*context.validation_rules, NoNulStrings)
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            # the rule classes of the limits are made per request, but to the same
+            # constants: the text decides what they find
+            errors = validated.errors(context.schema, context.query, lambda: validate_document(
+                context.schema._schema, document, context.validation_rules))
+            variables = context.variables if isinstance(context.variables, dict) else {}
+            errors += _cost_errors(document, variables, context.operation_name)
+            if _has_nul(dict(variables)):
+                errors.append(GraphQLError(NUL_MESSAGE))
+            context.pre_execution_errors = errors
         yield
 
 

@@ -22,6 +22,7 @@ from api_support import (
     error_codes,
     staff,
 )
+from graphql import GraphQLError
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -32,7 +33,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from api import schema as api_schema
 from api.app import TelemetryMiddleware
 from api.auth import Principal, Role
-from api.limits import MAX_ALIASES, MAX_DEPTH, MAX_NODES, MAX_TOKENS
+from api.limits import MAX_ALIASES, MAX_DEPTH, MAX_NODES, MAX_TOKENS, ValidatedTexts
 from domain import Assignee, AssigneeKind, stream_id
 from flows.router import Router
 from projections.cases import CaseIndex
@@ -455,6 +456,25 @@ def test_documents_beyond_the_limits_are_refused_before_anything_runs(world: Wor
         assert any(words in e["message"] for e in body["errors"]), body
         assert body.get("data") is None
     ok(world.post(by_variable, {"n": 100}, who))
+
+
+def test_a_query_text_is_validated_once_and_the_texts_kept_are_bounded() -> None:
+    kept, runs, schema = ValidatedTexts(2), [], api_schema.schema
+
+    def validate() -> list[GraphQLError]:
+        runs.append(1)
+        return [GraphQLError("unknown field")]
+
+    first = kept.errors(schema, "{ a }", validate)
+    first.append(GraphQLError("a request's own error"))  # the caller's list, not the kept one
+    assert [e.message for e in kept.errors(schema, "{ a }", validate)] == ["unknown field"]
+    assert len(runs) == 1
+    kept.errors(schema, "{ b }", validate)
+    kept.errors(schema, "{ c }", validate)  # the least recently used text goes
+    kept.errors(schema, "{ a }", validate)
+    assert len(runs) == 4
+    kept.errors(object(), "{ a }", validate)  # another schema validates for itself
+    assert len(runs) == 5
 
 
 def test_a_nul_character_is_refused_before_it_can_poison_the_projections(
