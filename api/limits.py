@@ -22,7 +22,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from graphql import (
     ASTValidationRule,
@@ -58,7 +58,7 @@ __all__ = [
     "MAX_TOKENS",
     "CostLimiter",
     "DepthLimiter",
-    "ValidatedTexts",
+    "KeptByText",
     "estimate",
     "limits",
 ]
@@ -182,55 +182,64 @@ class NoNulStrings(ASTValidationRule):
 
 NUL_MESSAGE = "strings may not contain the NUL character (U+0000)"
 
-#: Validated documents kept per process, by query text (an LRU, so unique texts sent
-#: to a public endpoint cannot grow it).
-VALIDATED_KEPT = 512
+#: Query texts whose parse and validation a process keeps (an LRU each, so unique texts
+#: sent to a public endpoint cannot grow them).
+TEXTS_KEPT = 512
+
+T = TypeVar("T")
 
 
-class ValidatedTexts:
-    """What validating a query text found, by text: every rule but the cost and the
-    variables depends on the text alone (the limits are constants), and validating
-    was two fifths of a small query's CPU (a county's overdue page, profiled)."""
+class KeptByText(Generic[T]):
+    """What a query text gave, by (schema, text): its parsed document, or what
+    validating it found. Every rule but the cost and the variables depends on the text
+    alone (the limits are constants); parsing and validating were half of a small
+    query's CPU (a county's overdue page, profiled)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._errors: OrderedDict[tuple[int, str], tuple[GraphQLError, ...]] = OrderedDict()
+        self._kept: OrderedDict[tuple[int, str], T] = OrderedDict()
         self._lock = threading.Lock()
 
-    def errors(self, schema: object, query: str | None,
-               validate: Callable[[], list[GraphQLError]]) -> list[GraphQLError]:
+    def get(self, schema: object, query: str | None) -> T | None:
         if query is None:  # a document handed over parsed: nothing to key it by
-            return validate()
+            return None
         key = (id(schema), query)
         with self._lock:
-            found = self._errors.get(key)
+            found = self._kept.get(key)
             if found is not None:
-                self._errors.move_to_end(key)
-                return list(found)
-        found = tuple(validate())
+                self._kept.move_to_end(key)
+            return found
+
+    def put(self, schema: object, query: str | None, value: T) -> None:
+        if query is None:
+            return
         with self._lock:
-            self._errors[key] = found
-            while len(self._errors) > self.size:
-                self._errors.popitem(last=False)
-        return list(found)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._errors.clear()
+            self._kept[(id(schema), query)] = value
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
 
 
-validated = ValidatedTexts(VALIDATED_KEPT)
+parsed: KeptByText[DocumentNode] = KeptByText(TEXTS_KEPT)
+validated: KeptByText[tuple[GraphQLError, ...]] = KeptByText(TEXTS_KEPT)
 
 
 class CostLimiter(SchemaExtension):
-    """Validates the operation: the schema's rules and the limits above once per
-    query text (cached), the page sizes, node count and variables' NUL check for
-    every request (they depend on its variables)."""
+    """Parses and validates the operation: the schema's rules and the limits above
+    once per query text (kept), the page sizes, node count and variables' NUL check
+    for every request (they depend on its variables)."""
 
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context
         context.validation_rules = (*context.validation_rules, NoNulStrings)
         yield
+
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None:
+            context.graphql_document = parsed.get(context.schema, context.query)
+        yield  # a text not kept is parsed here, its errors answered as ever
+        if context.graphql_document is not None:
+            parsed.put(context.schema, context.query, context.graphql_document)
 
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
@@ -238,8 +247,12 @@ class CostLimiter(SchemaExtension):
         if document is not None and context.pre_execution_errors is None:
             # the rule classes of the limits are made per request, but to the same
             # constants: the text decides what they find
-            errors = validated.errors(context.schema, context.query, lambda: validate_document(
-                context.schema._schema, document, context.validation_rules))
+            found = validated.get(context.schema, context.query)
+            if found is None:
+                found = tuple(validate_document(context.schema._schema, document,
+                                                context.validation_rules))
+                validated.put(context.schema, context.query, found)
+            errors = list(found)
             variables = context.variables if isinstance(context.variables, dict) else {}
             errors += _cost_errors(document, variables, context.operation_name)
             if _has_nul(dict(variables)):

@@ -22,7 +22,6 @@ from api_support import (
     error_codes,
     staff,
 )
-from graphql import GraphQLError
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -33,7 +32,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from api import schema as api_schema
 from api.app import TelemetryMiddleware
 from api.auth import Principal, Role
-from api.limits import MAX_ALIASES, MAX_DEPTH, MAX_NODES, MAX_TOKENS, ValidatedTexts
+from api.limits import MAX_ALIASES, MAX_DEPTH, MAX_NODES, MAX_TOKENS, KeptByText
 from domain import Assignee, AssigneeKind, stream_id
 from flows.router import Router
 from projections.cases import CaseIndex
@@ -458,23 +457,34 @@ def test_documents_beyond_the_limits_are_refused_before_anything_runs(world: Wor
     ok(world.post(by_variable, {"n": 100}, who))
 
 
-def test_a_query_text_is_validated_once_and_the_texts_kept_are_bounded() -> None:
-    kept, runs, schema = ValidatedTexts(2), [], api_schema.schema
+def test_what_a_query_text_gave_is_kept_by_schema_and_text_and_the_texts_are_bounded(
+        ) -> None:
+    kept: KeptByText[tuple[str, ...]] = KeptByText(2)
+    schema = api_schema.schema
+    kept.put(schema, "{ a }", ("unknown field",))
+    kept.put(schema, "{ b }", ())
+    assert kept.get(schema, "{ a }") == ("unknown field",)  # now the most recently used
+    assert kept.get(object(), "{ a }") is None  # another schema's texts are its own
+    assert kept.get(schema, None) is None  # a document handed over parsed is not kept
+    kept.put(schema, "{ c }", ())  # the least recently used text goes: { b }
+    assert kept.get(schema, "{ b }") is None
+    assert kept.get(schema, "{ a }") == ("unknown field",)
 
-    def validate() -> list[GraphQLError]:
-        runs.append(1)
-        return [GraphQLError("unknown field")]
 
-    first = kept.errors(schema, "{ a }", validate)
-    first.append(GraphQLError("a request's own error"))  # the caller's list, not the kept one
-    assert [e.message for e in kept.errors(schema, "{ a }", validate)] == ["unknown field"]
-    assert len(runs) == 1
-    kept.errors(schema, "{ b }", validate)
-    kept.errors(schema, "{ c }", validate)  # the least recently used text goes
-    kept.errors(schema, "{ a }", validate)
-    assert len(runs) == 4
-    kept.errors(object(), "{ a }", validate)  # another schema validates for itself
-    assert len(runs) == 5
+def test_a_kept_query_text_still_checks_each_requests_variables(world: World) -> None:
+    who = staff(Role.DIRECTOR, world.a["city"][0])
+    by_variable = "query($n: Int!) { cases(first: $n) { edges { node { id } } } }"
+    for n, refused in ((5, False), (1000, True), (5, False), (0, True)):
+        body = world.post(by_variable, {"n": n}, who)
+        if refused:
+            assert error_codes(body) == {(): "BAD_REQUEST"}, body
+            assert any("first must be" in e["message"] for e in body["errors"]), body
+        else:
+            ok(body)
+    broken = "{ me { subject }"  # a syntax error is answered the same every time
+    for _ in range(2):
+        body = world.post(broken, {}, who)
+        assert error_codes(body) == {(): "BAD_REQUEST"}, body
 
 
 def test_a_nul_character_is_refused_before_it_can_poison_the_projections(
