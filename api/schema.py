@@ -386,17 +386,29 @@ class CaseNode:
 
     @staticmethod
     def of_record(record: CaseRecord) -> CaseNode:
-        return CaseNode(case_id=record.case.id, basics=_Basics.of_case(record.case),
-                        record=record, aggregate=record.case)
+        return CaseNode._of(record.case.id, _Basics.of_case(record.case), record=record,
+                            aggregate=record.case)
 
     @staticmethod
     def of_case(case: DomainCase) -> CaseNode:
-        return CaseNode(case_id=case.id, basics=_Basics.of_case(case), aggregate=case)
+        return CaseNode._of(case.id, _Basics.of_case(case), aggregate=case)
 
     @staticmethod
     def of_row(row: CaseRow, record: CaseRecord | None = None) -> CaseNode:
-        return CaseNode(case_id=row.case_id, basics=_Basics.of_row(row), row=row,
-                        record=record, aggregate=record.case if record else None)
+        return CaseNode._of(row.case_id, _Basics.of_row(row), row=row, record=record,
+                            aggregate=record.case if record else None)
+
+    @staticmethod
+    def _of(case_id: UUID, basics: _Basics, **private: Any) -> CaseNode:
+        """A node with the fields every case list asks for set as plain values:
+        strawberry answers those without calling a resolver, which cost about 25 µs a
+        field (a 20-row page asks for ~200; profiled)."""
+        return CaseNode(
+            case_id=case_id, basics=basics, id=strawberry.ID(str(case_id)),
+            number=basics.number, center_code=basics.tenant, channel=basics.channel,
+            category=basics.category, category_name=category(basics.category).zh,
+            summary=basics.summary, status=basics.status, is_open=basics.is_open,
+            severity=basics.severity, received_at=basics.received_at, **private)
 
     async def _case(self, info: GInfo) -> DomainCase:
         if self.aggregate is not None:
@@ -419,49 +431,22 @@ class CaseNode:
             return self.row
         return await _ctx(info).loaders.row.load(self.case_id)
 
-    @strawberry.field
-    def id(self) -> strawberry.ID:
-        return strawberry.ID(str(self.case_id))
-
-    @field(description="统一编码: <center>-<yyyymmdd>-<serial>")
-    def number(self) -> str:
-        return self.basics.number
-
-    @field(description="The center (division code) the case belongs to.")
-    def center_code(self) -> str:
-        return self.basics.tenant
+    id: strawberry.ID
+    number: str = strawberry.field(description="统一编码: <center>-<yyyymmdd>-<serial>")
+    center_code: str = strawberry.field(
+        description="The center (division code) the case belongs to.")
 
     @strawberry.field
     async def center(self, info: GInfo) -> Center | None:
         return await _readable_center(_ctx(info), self.basics.tenant)
 
-    @strawberry.field
-    def channel(self) -> Channel:
-        return self.basics.channel
-
-    @strawberry.field
-    def category(self) -> str:
-        return self.basics.category
-
-    @strawberry.field
-    def category_name(self) -> str:
-        return category(self.basics.category).zh
-
-    @strawberry.field
-    def summary(self) -> str:
-        return self.basics.summary
-
-    @strawberry.field
-    def status(self) -> Status:
-        return self.basics.status
-
-    @strawberry.field
-    def is_open(self) -> bool:
-        return self.basics.is_open
-
-    @strawberry.field
-    def severity(self) -> Severity | None:
-        return self.basics.severity
+    channel: Channel
+    category: str
+    category_name: str
+    summary: str
+    status: Status
+    is_open: bool
+    severity: Severity | None
 
     @strawberry.field
     def handling(self) -> HandlingClass | None:
@@ -471,9 +456,7 @@ class CaseNode:
     def group_matter(self) -> bool:
         return self.basics.group_matter
 
-    @strawberry.field
-    def received_at(self) -> datetime:
-        return self.basics.received_at
+    received_at: datetime
 
     @strawberry.field
     def round_started_at(self) -> datetime:
