@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -403,19 +404,10 @@ class CaseNode:
         """A node with its scalar fields set as plain values: strawberry answers those
         without calling a resolver, which cost about 25 µs a field (a 20-row page asks
         for ~200; profiled)."""
-        return CaseNode(
-            case_id=case_id, basics=basics, id=strawberry.ID(str(case_id)),
-            number=basics.number, center_code=basics.tenant, channel=basics.channel,
-            category=basics.category, category_name=category(basics.category).zh,
-            summary=basics.summary, status=basics.status, is_open=basics.is_open,
-            severity=basics.severity, received_at=basics.received_at,
-            handling=basics.handling, group_matter=basics.group_matter,
-            round_started_at=basics.round_started_at, last_at=basics.last_at,
-            version=basics.version, escalated_to=basics.escalated_to, outcome=basics.outcome,
-            court_reference=basics.court_reference, resolved_by=basics.resolved_by,
-            rejections=basics.rejections, stars=basics.stars, closed_at=basics.closed_at,
-            repeat_count=basics.repeat_count, repeat_against=basics.repeat_against,
-            progress_reports=basics.progress_reports, **private)
+        same = {name: getattr(basics, name) for name in _SAME_AS_BASICS}
+        return CaseNode(case_id=case_id, basics=basics, id=strawberry.ID(str(case_id)),
+                        center_code=basics.tenant,
+                        category_name=category(basics.category).zh, **same, **private)
 
     async def _case(self, info: GInfo) -> DomainCase:
         if self.aggregate is not None:
@@ -454,27 +446,16 @@ class CaseNode:
     status: Status
     is_open: bool
     severity: Severity | None
-
     handling: HandlingClass | None
-
     group_matter: bool
-
     received_at: datetime
-
     round_started_at: datetime
-
     last_at: datetime
-
     version: int = strawberry.field(description="The case's version: pass it as expectedVersion.")
-
     escalated_to: str | None
-
     outcome: Outcome | None
-
     court_reference: str | None
-
     resolved_by: str | None
-
     rejections: int
 
     @field(description="Photos attached to the case (evidence), oldest first; fetch each "
@@ -484,13 +465,9 @@ class CaseNode:
         return [photo_type_of(case.id, p) for p in case.photos]
 
     stars: int | None
-
     closed_at: datetime | None
-
     repeat_count: int
-
     repeat_against: str | None
-
     progress_reports: int
 
     @strawberry.field
@@ -640,6 +617,12 @@ async def _visible_case(ctx: Context, case_id: UUID) -> CaseNode | None:
         return None
     return CaseNode.of_record(record)
 
+
+
+#: CaseNode's plain fields (those its constructor takes; resolver fields are not) that
+#: hold the basics' value of the same name.
+_SAME_AS_BASICS = tuple(f.name for f in dataclasses.fields(_Basics)
+                        if f.name in {g.name for g in dataclasses.fields(CaseNode) if g.init})
 
 # -- filters ---------------------------------------------------------------------------
 
