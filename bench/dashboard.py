@@ -286,6 +286,8 @@ def main(argv: list[str]) -> None:
                    help="time the queries on a database an earlier --keep run loaded, "
                         "skipping the load (its view catches up, its indexes are created)")
     args = p.parse_args(argv[1:])
+    if not 1 <= args.pool <= 1000:
+        p.error(f"--pool must be 1 to 1000 connections a process; got {args.pool}")
     if args.quick:
         args.cases, args.duration = 20_000, 10.0
 

@@ -89,6 +89,8 @@ def main(argv: list[str]) -> None:
                    help="a database bench/dashboard.py --keep loaded (its name is printed)")
     p.add_argument("--requests", type=int, default=500, help="timed requests a kind (500)")
     args = p.parse_args(argv[1:])
+    if args.requests < 1:
+        p.error(f"--requests must be at least 1; got {args.requests}")
     with fresh_database(reuse=args.reuse, keep=True) as db:
         print_header("bench/graphql.py: a GraphQL request's CPU beside its read-side query",
                      db, argv)
