@@ -12,9 +12,12 @@
   503), with each city's projection lag;
 - the built web client (``web/dist``) at ``/``, answering only what no route
   matched, and ``/demo/users`` for its sign-in picker when run as the demo;
-- an ASGI middleware that opens an OpenTelemetry server span per request (a
-  child of the caller's ``traceparent``) and records its latency in the
-  ``zongzhi.http.server.duration`` histogram.
+- FastAPI's own OpenTelemetry instrumentation: a server span per request or
+  websocket (a child of the caller's ``traceparent``, named by method and route
+  template) and each request's latency in the semantic conventions'
+  ``http.server.request.duration`` histogram. FastAPI's spans around dependency
+  resolution and the endpoint are left out (two more spans a request, and the
+  store's own spans already show where a request's time went).
 
 Run it with ``python -m api.app [--host H] [--port P]`` (servers as for every
 other zongzhi process: embedded ones, or ``ZONGZHI_DATABASE_URL``).
@@ -26,8 +29,7 @@ import argparse
 import json
 import logging
 import os
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
@@ -38,9 +40,7 @@ from cross_web import HTTPException
 from fastapi import FastAPI, Response
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import FileResponse
-from opentelemetry import propagate
-from opentelemetry.metrics import Histogram, Meter
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.sdk.metrics import MeterProvider
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import HTTPConnection, Request
@@ -67,7 +67,7 @@ from tenants import telemetry
 from tenants.service import Tenants
 from zongzhi.servers import NATS_URL
 
-__all__ = ["GRAPHQL_PATH", "TelemetryMiddleware", "create_app", "main"]
+__all__ = ["GRAPHQL_PATH", "create_app", "main"]
 
 log = logging.getLogger(__name__)
 
@@ -78,68 +78,6 @@ WEB_DIST = Path(__file__).resolve().parents[1] / "web" / "dist"
 #: Paths the web client never answers for (their 404 stays an API 404).
 API_PREFIXES = (GRAPHQL_PATH, PREFIX, "/healthz", "/readyz", "/demo", "/api",
                 "/audit/reports", "/metrics")
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-
-# -- telemetry --------------------------------------------------------------------------
-
-
-class TelemetryMiddleware:
-    """One server span per HTTP request or websocket, continuing the caller's
-    trace (``traceparent``), and each HTTP request's latency in a histogram
-    (attributes: method, route template, status code)."""
-
-    def __init__(self, app: ASGIApp, meter: Meter | None = None) -> None:
-        self.app = app
-        self.latency: Histogram = (meter or telemetry.meter).create_histogram(
-            "zongzhi.http.server.duration", unit="s",
-            description="time to answer an HTTP request, by route and status")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind = scope.get("type")
-        if kind not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers") or []}
-        method = scope.get("method", "GET") if kind == "http" else "WEBSOCKET"
-        path = scope.get("path", "")
-        status = {"code": 500 if kind == "http" else 101}
-
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                status["code"] = int(message["status"])
-            await send(message)
-
-        started = time.perf_counter()
-        with telemetry.tracer.start_as_current_span(
-                f"{method} {path}", context=propagate.extract(headers), kind=SpanKind.SERVER,
-                attributes={"http.request.method": method, "url.path": path},
-                record_exception=False, set_status_on_exception=False) as span:
-            try:
-                await self.app(scope, receive, sending)
-            except BaseException as e:
-                status["code"] = 500
-                span.record_exception(e)
-                span.set_status(Status(StatusCode.ERROR, type(e).__name__))
-                raise
-            finally:
-                route = scope.get("route")
-                template = getattr(route, "path", None) or "unmatched"
-                span.update_name(f"{method} {template}")
-                span.set_attribute("http.route", template)
-                if kind == "http":
-                    span.set_attribute("http.response.status_code", status["code"])
-                    if status["code"] >= 500:
-                        span.set_status(Status(StatusCode.ERROR))
-                    self.latency.record(time.perf_counter() - started, {
-                        "http.request.method": method, "http.route": template,
-                        "http.response.status_code": status["code"]})
 
 
 # -- GraphQL over HTTP and websockets -----------------------------------------------------
@@ -224,7 +162,8 @@ def create_app(tenants: Tenants, *, tokens: TokenService | None = None,
                clock: Callable[[], datetime] | None = None,
                graphiql: bool | None = None,
                demo_users: Sequence[tuple[str, str]] | None = None,
-               web: Path | None = WEB_DIST, nats_url: str | None = None) -> FastAPI:
+               web: Path | None = WEB_DIST, nats_url: str | None = None,
+               meter_provider: MeterProvider | None = None) -> FastAPI:
     """The API over ``tenants``. ``tokens`` default to ``TokenService.from_env``
     (development tokens unless ``ZONGZHI_OIDC_ISSUER`` is set), ``authorizer`` to
     the shipped policy, ``clock`` (business time of commands and of what is
@@ -233,7 +172,9 @@ def create_app(tenants: Tenants, *, tokens: TokenService | None = None,
     by the demo, are listed at ``/demo/users`` for the web client's sign-in
     picker; ``web`` (the built client, ``web/dist``) is served at ``/`` when it
     exists, behind every other route. ``nats_url`` (default ``ZONGZHI_NATS_URL``)
-    feeds the ``alertRaised`` subscription."""
+    feeds the ``alertRaised`` subscription. Request latencies go to
+    ``meter_provider`` (default: the process's, which ``telemetry.configure``
+    sets up)."""
     telemetry.configure()
     tokens = tokens or TokenService.from_env(tenants.registry)
     feed = CaseFeed(tenants)
@@ -264,7 +205,8 @@ def create_app(tenants: Tenants, *, tokens: TokenService | None = None,
             await alerts.close()
 
     app = FastAPI(title="zongzhi", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=lifespan)
+                  lifespan=lifespan,
+                  telemetry={"operation_spans": False, "meter_provider": meter_provider})
     app.include_router(router, prefix=GRAPHQL_PATH)
     if open311:
         app.include_router(open311_router(tenants), prefix=PREFIX)
@@ -289,7 +231,6 @@ def create_app(tenants: Tenants, *, tokens: TokenService | None = None,
 
     if web is not None and (web / "index.html").is_file():
         serve_web(app, web)
-    app.add_middleware(TelemetryMiddleware)
     app.state.services = services
     return app
 
