@@ -32,6 +32,7 @@ from api.auth import Principal, Role
 from api.authz import Action, Scope, answerable_refs
 from api.context import Context
 from api.errors import ErrorCodes, forbidden, not_found
+from api.execution import PlainLeaves
 from api.guards import check_first, require_reach
 from api.ids import center_of, stream_id
 from api.limits import DEFAULT_FIRST, DEFAULT_TOP, limits
@@ -1607,6 +1608,7 @@ schema = ZongzhiSchema(
     query=Query, mutation=Mutation, subscription=Subscription,
     types=[CityCenter, CountyCenter, TownshipCenter, VillageCenter],
     extensions=[*limits(), FreshLoaders, ErrorCodes],
+    execution_context_class=PlainLeaves,
 )
 
 if __name__ == "__main__":
