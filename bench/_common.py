@@ -9,6 +9,7 @@ ratios; they never assert on time.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import resource
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import psycopg
@@ -32,6 +34,16 @@ from zongzhi.servers import Servers, free_port
 ROOT = Path(__file__).resolve().parents[1]
 DIVISIONS = ROOT / "data" / "divisions"
 CITIES = [f"33{n:02d}" for n in range(1, 12)]  # Zhejiang's 11 cities: 3301..3311
+
+
+def bench_module(name: str) -> ModuleType:
+    """Another bench script (``bench/<name>.py``) as a module, for its constants."""
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", ROOT / "bench" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
 @dataclass

@@ -31,7 +31,6 @@ _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse  # noqa: E402
-import importlib.util  # noqa: E402
 import random  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
@@ -45,33 +44,12 @@ from projections.queries import inbox, overdue  # noqa: E402
 from tenants.service import Tenants  # noqa: E402
 
 sys.path.append(str(_HERE))
-from _common import ROOT, fresh_database, print_header, table  # noqa: E402
+from _common import ROOT, bench_module, fresh_database, print_header, table  # noqa: E402
+from _queries import QUERIES  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("bench_dashboard", _HERE / "dashboard.py")
-assert _spec is not None and _spec.loader is not None
-_dashboard_bench = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_dashboard_bench)
+_dashboard_bench = bench_module("dashboard")
 CITY: str = _dashboard_bench.CITY
 NOW = _dashboard_bench.NOW  # the instant the dashboard bench asks at
-
-KPIS = ("matters resolutionRate { value } satisfaction { value } onTimeRate { value } "
-        "overdueNow repeatComplaintRate { value } resolvedAtTownshipOrBelow { value } "
-        "responseTime { medianHours }")
-FIGURES = "received open closed overdue resolved"
-ROW = ("id number centerCode summary category categoryName status severity channel "
-       "receivedAt due { at kind }")
-QUERIES = {
-    "floor": "query($c: String!) { center(code: $c) { code } }",
-    "dashboard": f"""query($c: String!) {{ center(code: $c) {{
-        ... on ParentCenter {{ dashboard {{ asOf live kpis {{ {KPIS} }}
-          rollup {{ total {{ {FIGURES} }} children {{ code figures {{ {FIGURES} }} }} }} }}
-        children(first: 100, retired: false) {{ nodes {{ code name }} }} }} }} }}""",
-    "overdue": f"query($c: String!) {{ center(code: $c) {{ overdue(subtree: true, first: 20) "
-               f"{{ nodes {{ {ROW} }} }} }} }}",
-    "inbox": f"query($c: String!) {{ center(code: $c) {{ inbox(first: 20) {{ nodes {{ {ROW} }} "
-             f"}} }} }}",
-}
-
 
 def timed(work: Callable[[], object], n: int) -> tuple[float, float]:
     """(CPU ms, wall ms) per call of ``work`` over ``n`` calls, after 50 warm-ups."""
