@@ -22,9 +22,12 @@ category is asked for (alerts have a kind, not a category).
 
 from __future__ import annotations
 
+import contextvars
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
@@ -46,6 +49,7 @@ TOWNSHIP_DIGITS = 9
 MAX_CHAIN = 8
 SATISFIED_STARS = 4
 DEFAULT_TOP = 10
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,8 @@ MATTERS = SQL(
     "SELECT count(*) AS matters, "
     "count(*) FILTER (WHERE status = 'withdrawn') AS withdrawn, "
     "count(*) FILTER (WHERE status <> 'withdrawn' AND outcome IS NOT NULL) AS resolved, "
+    "count(*) FILTER (WHERE status <> 'withdrawn' AND outcome IS NOT NULL "
+    "AND resolved_via IS NULL AND length(tenant) >= {digits}) AS resolved_here_below, "
     "count(*) FILTER (WHERE outcome = 'referred-to-court') AS court, "
     "count(*) FILTER (WHERE repeat_count > 0 OR case_id IN ({dissatisfied})) AS repeated, "
     "count(*) FILTER (WHERE closed_at IS NOT NULL OR repeat_count > 0) AS closed_once, "
@@ -157,30 +163,36 @@ DISPATCHED = SQL(
     "AND NOT breaches ? resolved_by) AS on_time "
     "FROM {table} WHERE {where}")
 
-#: Where each resolved matter was resolved: follow ``resolved_via`` (the linked
-#: case whose outcome it is) to the case whose own ``Resolved`` recorded it.
-RESOLVED_WHERE = SQL(
+#: Where each matter resolved through a hand-over was resolved: follow
+#: ``resolved_via`` (the linked case whose outcome it is) to the case whose own
+#: ``Resolved`` recorded it. A matter resolved in place (no ``resolved_via``, most
+#: of them) is its own resolving case: ``MATTERS`` counts those in the same scan.
+RESOLVED_VIA = SQL(
     "WITH RECURSIVE chain AS ("
     "SELECT case_id AS root, resolved_via AS via, tenant AS here, 0 AS depth "
     "FROM {table} WHERE {where} AND status <> 'withdrawn' AND outcome IS NOT NULL "
+    "AND resolved_via IS NOT NULL "
     "UNION ALL SELECT chain.root, v.resolved_via, v.tenant, chain.depth + 1 "
     "FROM chain JOIN {table} v ON v.case_id = chain.via WHERE chain.depth < {limit}), "
     "ends AS (SELECT DISTINCT ON (root) here FROM chain ORDER BY root, depth DESC) "
-    "SELECT count(*) FILTER (WHERE length(here) >= {digits}) AS below, count(*) AS resolved "
-    "FROM ends")
+    "SELECT count(*) FILTER (WHERE length(here) >= {digits}) AS below FROM ends")
 
+#: Per unit, summed over five kinds of contribution of a case. The cases with no
+#: breach or refusal (most) are passed over before their (empty) objects are expanded.
 UNITS = SQL(
-    "WITH d AS (SELECT * FROM {table} WHERE {where}), u AS ("
+    "WITH d AS (SELECT tenant, outcome, resolved_by, lead_ref, breaches, refusals, "
+    "is_open, due_by, repeat_against FROM {table} WHERE {where}), u AS ("
     "SELECT resolved_by AS unit, 1 AS resolved, "
     "(NOT breaches ? resolved_by)::int AS on_time, 0 AS breaches, 0 AS overdue, "
     "0 AS refusals, 0 AS repeats FROM d "
     "WHERE outcome IS NOT NULL AND resolved_by = lead_ref "
     "UNION ALL SELECT b.key, 0, 0, b.value::int, 0, 0, 0 "
-    "FROM d, jsonb_each_text(d.breaches) AS b "
+    "FROM d, jsonb_each_text(d.breaches) AS b WHERE d.breaches <> '{{}}' "
     "UNION ALL SELECT lead_ref, 0, 0, 0, 1, 0, 0 FROM d "
     "WHERE is_open AND due_by < %s AND lead_ref IS NOT NULL "
     "UNION ALL SELECT r.key, 0, 0, 0, 0, r.value::int, 0 "
-    "FROM d, jsonb_each_text(d.refusals) AS r WHERE r.key <> d.tenant "
+    "FROM d, jsonb_each_text(d.refusals) AS r WHERE d.refusals <> '{{}}' "
+    "AND r.key <> d.tenant "
     "UNION ALL SELECT repeat_against, 0, 0, 0, 0, 0, 1 FROM d "
     "WHERE repeat_against IS NOT NULL) "
     "SELECT unit, sum(resolved)::int AS resolved, sum(on_time)::int AS on_time, "
@@ -203,23 +215,28 @@ def kpis(tenants: Tenants, scope: str, now: datetime, *, subtree: bool = True,
     period = period or Period()
     table = view_table(scope)
     where, params = _where(scope, subtree, period, category, matters=True)
-    m = _one(tenants, scope, MATTERS.format(
-        dissatisfied=_dissatisfied(tenants, scope), satisfied=Literal(SATISFIED_STARS),
-        hours=SQL(HOURS).format(SQL("resolved_at")),
-        table=table, where=where), [now, *params])
-    resolved = _one(tenants, scope, RESOLVED_WHERE.format(
-        table=table, where=where, limit=Literal(MAX_CHAIN),
-        digits=Literal(TOWNSHIP_DIGITS)), params)
     d_where, d_params = _where(scope, subtree, period, category, matters=False)
-    d = _one(tenants, scope, DISPATCHED.format(
-        hours=SQL(HOURS).format(SQL("lead_accepted_at")), table=table, where=d_where),
-        d_params)
+    matters = MATTERS.format(
+        dissatisfied=_dissatisfied(tenants, scope), satisfied=Literal(SATISFIED_STARS),
+        hours=SQL(HOURS).format(SQL("resolved_at")), digits=Literal(TOWNSHIP_DIGITS),
+        table=table, where=where)
+    via = RESOLVED_VIA.format(table=table, where=where, limit=Literal(MAX_CHAIN),
+                              digits=Literal(TOWNSHIP_DIGITS))
+    dispatched = DISPATCHED.format(hours=SQL(HOURS).format(SQL("lead_accepted_at")),
+                                   table=table, where=d_where)
+    m_rows, via_rows, d_rows, unit_rows = together(
+        lambda: fetch(tenants, scope, matters, [now, *params]),
+        lambda: fetch(tenants, scope, via, params),
+        lambda: fetch(tenants, scope, dispatched, d_params),
+        lambda: fetch(tenants, scope, UNITS.format(table=table, where=d_where),
+                      [*d_params, now]))
+    m, resolved_via, d = (dict(rows[0]) if rows else _EMPTY
+                          for rows in (m_rows, via_rows, d_rows))
     units = tuple(
         UnitFigures(r["unit"], r["resolved"], r["on_time"],
                     r["on_time"] / r["resolved"] if r["resolved"] else None, r["breaches"],
                     r["overdue"], r["refusals"], r["repeats"])
-        for r in fetch(tenants, scope, UNITS.format(table=table, where=d_where),
-                       [*d_params, now]))
+        for r in unit_rows)
     countable = m["matters"] - m["withdrawn"]
     return Kpis(
         scope=scope, subtree=subtree, period=period, category=category,
@@ -234,7 +251,8 @@ def kpis(tenants: Tenants, scope: str, now: datetime, *, subtree: bool = True,
                                 _hours(m["handling_p90"])),
         on_time_rate=Rate.of(d["on_time"], d["led"]),
         overdue_now=m["overdue"],
-        resolved_at_township_or_below=Rate.of(resolved["below"], resolved["resolved"]),
+        resolved_at_township_or_below=Rate.of(m["resolved_here_below"] + resolved_via["below"],
+                                              m["resolved"]),
         alert_precision=None if category else _alert_precision(tenants, scope, subtree, period),
         refusals=sum(u.refusals for u in units),
         units=units,
@@ -273,10 +291,17 @@ def _dissatisfied(tenants: Tenants, scope: str) -> Composable:
     return SQL("SELECT NULL::uuid WHERE false")
 
 
-def _one(tenants: Tenants, scope: str, statement: Composed,
-         params: list[Any]) -> dict[str, Any]:
-    rows = fetch(tenants, scope, statement, params)
-    return dict(rows[0]) if rows else _EMPTY
+#: Threads that run one request's statements side by side (each on a pooled connection
+#: of its own); shared by the process, so concurrent requests queue rather than multiply.
+_STATEMENTS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kpi-statement")
+
+
+def together(*calls: Callable[[], T]) -> list[T]:
+    """The calls' results, the calls run at once on the statement threads, each in
+    the caller's context (its trace span). A KPI set's four statements each scan the
+    scope's rows: side by side they take the time of the longest, not the sum."""
+    futures = [_STATEMENTS.submit(contextvars.copy_context().run, call) for call in calls]
+    return [f.result() for f in futures]
 
 
 def _hours(value: Any) -> float | None:
@@ -286,7 +311,7 @@ def _hours(value: Any) -> float | None:
 _EMPTY: dict[str, Any] = {
     k: 0 for k in ("matters", "withdrawn", "resolved", "court", "repeated", "closed_once",
                    "evaluated", "satisfied", "overdue", "handled", "responded", "led",
-                   "on_time", "below")
+                   "on_time", "below", "resolved_here_below")
 } | {k: None for k in ("handling_median", "handling_p90", "response_median", "response_p90")}
 
 

@@ -5,12 +5,16 @@ definitions are in docs/kpis.md)."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
 
 import pytest
-from view_support import NOW, Story, at
+from view_support import CST, NOW, Story, another_city, at, receive
 
 from projections.kpis import Durations, HotSpot, Rate, UnitFigures, hot_spots, kpis
 from projections.queries import Period
+from projections.views import CaseView
+from tenants.service import Tenants
 
 
 def test_the_township_and_its_villages(story: Story) -> None:
@@ -101,3 +105,19 @@ def test_hot_spots_rank_category_place_and_week(story: Story) -> None:
     assert HotSpot("neighbour-dispute", story.v12, "2026-W10", 1) in everything
     assert hot_spots(story.tenants, story.t1, category="labour-pay") == (
         HotSpot("labour-pay", story.t1, "2026-W10", 1),)
+
+
+def test_hot_spot_weeks_are_iso_weeks_in_china_time(tenants: Tenants, tmp_path: Path) -> None:
+    tree = another_city(tenants, tmp_path, counties=1, townships=1, villages=1)
+    village = tree["village"][0]
+    app = tenants.center(village)
+    for when in (datetime(2025, 12, 28, 23, 30, tzinfo=CST),  # a Sunday: 2025-W52
+                 datetime(2025, 12, 29, 0, 30, tzinfo=CST),   # Monday: ISO year 2026, W01
+                 datetime(2026, 1, 4, 23, 59, tzinfo=CST),    # its Sunday, still 2026-W01
+                 datetime(2026, 1, 4, 16, 30, tzinfo=CST)):   # (08:30 UTC) the same week
+        receive(app, when)
+    CaseView(tenants, tree["city"][0]).catch_up()
+    assert hot_spots(tenants, village, top=10) == (
+        HotSpot("neighbour-dispute", village, "2026-W01", 3),
+        HotSpot("neighbour-dispute", village, "2025-W52", 1),
+    )
