@@ -22,12 +22,9 @@ category is asked for (alerts have a kind, not a category).
 
 from __future__ import annotations
 
-import contextvars
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from psycopg.sql import SQL, Composable, Composed, Identifier, Literal
 
@@ -37,6 +34,7 @@ from projections.queries import (
     fetch,
     period_where,
     scope_where,
+    together,
     view_table,
 )
 from tenants.persistence import log_group_schema
@@ -49,7 +47,6 @@ TOWNSHIP_DIGITS = 9
 MAX_CHAIN = 8
 SATISFIED_STARS = 4
 DEFAULT_TOP = 10
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -291,17 +288,6 @@ def _dissatisfied(tenants: Tenants, scope: str) -> Composable:
     return SQL("SELECT NULL::uuid WHERE false")
 
 
-#: Threads that run one request's statements side by side (each on a pooled connection
-#: of its own); shared by the process, so concurrent requests queue rather than multiply.
-_STATEMENTS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="kpi-statement")
-
-
-def together(*calls: Callable[[], T]) -> list[T]:
-    """The calls' results, the calls run at once on the statement threads, each in
-    the caller's context (its trace span). A KPI set's four statements each scan the
-    scope's rows: side by side they take the time of the longest, not the sum."""
-    futures = [_STATEMENTS.submit(contextvars.copy_context().run, call) for call in calls]
-    return [f.result() for f in futures]
 
 
 def _hours(value: Any) -> float | None:
