@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import dataclasses
-from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
@@ -82,10 +82,13 @@ F = TypeVar("F", bound=Callable[..., Any])
 GInfo = Info[Context, None]
 
 
-def field(description: str | None = None, *, name: str | None = None) -> Callable[[F], F]:
-    """``strawberry.field`` with a description, typed for mypy (strawberry's own
+def field(description: str | None = None, *, name: str | None = None,
+          graphql_type: Any | None = None) -> Callable[[F], F]:
+    """``strawberry.field`` with a description (and the GraphQL type, where the
+    resolver's annotation also admits an awaitable), typed for mypy (strawberry's own
     overload for a decorator with arguments returns ``Any``)."""
-    return cast("Callable[[F], F]", strawberry.field(description=description, name=name))
+    return cast("Callable[[F], F]", strawberry.field(description=description, name=name,
+                                                     graphql_type=graphql_type))
 
 
 def mutation(description: str) -> Callable[[F], F]:
@@ -508,23 +511,36 @@ class CaseNode:
         return Deadlines(respond_by=DeadlineType.of(case.respond_by),
                          handle_by=DeadlineType.of(case.handle_by), calendar_note=CALENDAR_NOTE)
 
-    @field(description="The deadline that applies now, from the case view "
+    def _of_row(self, info: GInfo, make: Callable[[CaseRow | None], T]) -> T | Awaitable[T]:
+        """``make`` of the case's view row: at once when the node came from a list
+        (the row is at hand, and graphql-core then completes the field without a
+        coroutine: ~0.5 ms of a 20-row page, profiled), else once the request's row
+        loader has it."""
+        if self.row is not None:
+            return make(self.row)
+
+        async def later() -> T:
+            return make(await self._row(info))
+
+        return later()
+
+    @field(graphql_type=Due | None,
+           description="The deadline that applies now, from the case view "
                        "(null when none applies or the view has not caught up).")
-    async def due(self, info: GInfo) -> Due | None:
-        row = await self._row(info)
-        if row is None or row.due_by is None:
-            return None
-        return Due(at=_cst(row.due_by), kind=row.due_kind)
+    def due(self, info: GInfo) -> Due | Awaitable[Due | None] | None:
+        return self._of_row(info, lambda row: None if row is None or row.due_by is None
+                            else Due(at=_cst(row.due_by), kind=row.due_kind))
 
-    @field(description="When the clock next urges or escalates the case.")
-    async def next_step_at(self, info: GInfo) -> datetime | None:
-        row = await self._row(info)
-        return _cst(row.next_step_at) if row else None
+    @field(graphql_type=datetime | None,
+           description="When the clock next urges or escalates the case.")
+    def next_step_at(self, info: GInfo) -> datetime | Awaitable[datetime | None] | None:
+        return self._of_row(info, lambda row: _cst(row.next_step_at) if row else None)
 
-    @field(description="Deadlines breached in the current round, per unit.")
-    async def breaches(self, info: GInfo) -> list[UnitCount]:
-        row = await self._row(info)
-        return [UnitCount(unit=u.unit, count=u.count) for u in row.breaches] if row else []
+    @field(graphql_type=list[UnitCount],
+           description="Deadlines breached in the current round, per unit.")
+    def breaches(self, info: GInfo) -> list[UnitCount] | Awaitable[list[UnitCount]]:
+        return self._of_row(info, lambda row: [UnitCount(unit=u.unit, count=u.count)
+                                               for u in row.breaches] if row else [])
 
     @strawberry.field
     async def assignments(self, info: GInfo) -> list[AssignmentType]:

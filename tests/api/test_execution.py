@@ -131,3 +131,20 @@ def test_only_attribute_leaves_without_arguments_are_planned() -> None:
     assert not {"due", "center", "place", "parties", "timeline"} & set(case)
     assert all(not name.startswith("__") for name in plans)
     assert "inbox" not in plans.get("VillageCenter", {})
+
+
+def test_a_cases_view_fields_read_alone_equal_those_of_its_list_row(world: World) -> None:
+    # a list's node has its view row at hand; case(id) loads it: the same answers
+    county = world.a["county"][0]
+    case_id = str(world.cases[county])
+    who = staff(Role.DIRECTOR, county)
+    fields = "id due { at kind } nextStepAt breaches { unit count }"
+    alone = world.post(f"query($id: ID!) {{ case(id: $id) {{ {fields} }} }}", {"id": case_id},
+                       who)
+    listed = world.post(f"query($c: String!) {{ center(code: $c) {{ dispatchBoard(first: 50) "
+                        f"{{ nodes {{ {fields} }} }} }} }}", {"c": county}, who)
+    assert not alone.get("errors") and not listed.get("errors"), (alone, listed)
+    row = next(n for n in listed["data"]["center"]["dispatchBoard"]["nodes"]
+               if n["id"] == case_id)
+    assert alone["data"]["case"] == row
+    assert row["due"] is not None and row["due"]["kind"]  # dispatched: a deadline applies
