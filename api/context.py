@@ -50,7 +50,7 @@ class Context(BaseContext):
         self.services = services
         self._principal = principal
         self.auth_error = auth_error
-        self.loaders = Loaders(services.tenants, services.clock())
+        self._loaders: Loaders | None = None
 
     def authenticate(self, principal: Principal | None, auth_error: AuthError | None) -> None:
         self._principal, self.auth_error = principal, auth_error
@@ -62,8 +62,20 @@ class Context(BaseContext):
             return self._principal
         raise self.auth_error or AuthError("UNAUTHENTICATED", "a bearer token is required")
 
+    @property
+    def loaders(self) -> Loaders:
+        """This operation's loaders, made when first asked for (a request that
+        reads no case or figure makes none)."""
+        if self._loaders is None:
+            self._loaders = Loaders(self.services.tenants, self.services.clock())
+        return self._loaders
+
     def fresh_loaders(self) -> Loaders:
         """New loaders (each operation, and each event of a subscription, must
         not answer from what an earlier one read)."""
-        self.loaders = Loaders(self.services.tenants, self.services.clock())
+        self._loaders = None
         return self.loaders
+
+    def forget_loaders(self) -> None:
+        """Drop the loaders: the next use makes new ones (see :meth:`fresh_loaders`)."""
+        self._loaders = None

@@ -5,7 +5,7 @@ Every refusal is a validation error, answered before anything runs with
 
 - depth: at most :data:`MAX_DEPTH` nested selections (strawberry's
   ``QueryDepthLimiter``; introspection fields are not counted);
-- aliases: at most :data:`MAX_ALIASES` (``MaxAliasesLimiter``);
+- aliases: at most :data:`MAX_ALIASES` (``MaxAliasesLimiter``'s rule);
 - tokens: at most :data:`MAX_TOKENS` lexical tokens (``MaxTokensLimiter``);
 - page sizes: every ``first`` (and ``top``) is 1 to :data:`MAX_FIRST`;
 - text: no string may hold a NUL character (PostgreSQL's text cannot, and a
@@ -19,6 +19,7 @@ Every refusal is a validation error, answered before anything runs with
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
@@ -41,11 +42,11 @@ from graphql import (
 )
 from strawberry.extensions import (
     AddValidationRules,
-    MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
     SchemaExtension,
 )
+from strawberry.extensions.max_aliases import create_validator as create_alias_validator
 from strawberry.schema.schema import validate_document
 
 __all__ = [
@@ -57,8 +58,9 @@ __all__ = [
     "MAX_NODES",
     "MAX_TOKENS",
     "CostLimiter",
-    "DepthLimiter",
     "KeptByText",
+    "alias_rule",
+    "depth_rule",
     "estimate",
     "limits",
 ]
@@ -270,24 +272,28 @@ def _spreads(node: Any) -> Iterator[str]:
         yield from _spreads(selection)
 
 
-class DepthLimiter(AddValidationRules):
-    """strawberry's ``QueryDepthLimiter``, which fails with a ``KeyError`` on a
+@functools.cache
+def depth_rule(max_depth: int) -> type[ASTValidationRule]:
+    """strawberry's ``QueryDepthLimiter`` rule, which fails with a ``KeyError`` on a
     spread of an unknown fragment: that document is left to graphql-core's own
-    ``KnownFragmentNames`` rule (a validation error) instead."""
+    ``KnownFragmentNames`` rule (a validation error) instead. One class per depth
+    for the process (a class made per request cost more than the request's checks)."""
+    inner = QueryDepthLimiter(max_depth=max_depth).validation_rules[0]
 
-    def __init__(self, max_depth: int) -> None:
-        inner = QueryDepthLimiter(max_depth=max_depth).validation_rules[0]
+    class SafeDepthRule(ASTValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            definitions = context.document.definitions
+            known = {d.name.value for d in definitions
+                     if isinstance(d, FragmentDefinitionNode)}
+            if all(name in known for d in definitions for name in _spreads(d)):
+                inner(context)  # checks the depth on construction
 
-        class SafeDepthRule(ASTValidationRule):
-            def __init__(self, context: ValidationContext) -> None:
-                super().__init__(context)
-                definitions = context.document.definitions
-                known = {d.name.value for d in definitions
-                         if isinstance(d, FragmentDefinitionNode)}
-                if all(name in known for d in definitions for name in _spreads(d)):
-                    inner(context)  # checks the depth on construction
+    return SafeDepthRule
 
-        super().__init__([SafeDepthRule])
+
+#: strawberry's ``MaxAliasesLimiter`` rule, made once.
+alias_rule = functools.cache(create_alias_validator)
 
 
 def limits() -> list[Callable[[], SchemaExtension]]:
@@ -295,7 +301,7 @@ def limits() -> list[Callable[[], SchemaExtension]]:
     instance per request: extensions hold the request's execution context)."""
     return [
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
-        lambda: DepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: AddValidationRules([depth_rule(MAX_DEPTH)]),
+        lambda: AddValidationRules([alias_rule(MAX_ALIASES)]),
         CostLimiter,
     ]

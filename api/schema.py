@@ -1609,7 +1609,7 @@ class FreshLoaders(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         context = self.execution_context.context
         if isinstance(context, Context):
-            context.fresh_loaders()
+            context.forget_loaders()
         yield
 
 
