@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -210,6 +210,17 @@ class SchemaView(PostgresDatastore):
         """The shared pool belongs to its owner, not to a view."""
 
 
+class _Statements(NamedTuple):
+    """The statements of a :class:`TenantRecorder`, composed for one log group."""
+
+    create: tuple[Composed, ...]
+    insert: Composed
+    select_events: Composed
+    max_notification_id: Composed
+    select_notifications: Composed
+    max_tenant_position: Composed
+
+
 class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
     """Stores events in a log group's table with their tenant and position.
 
@@ -231,10 +242,33 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name, **kwargs)
         self.tenant = tenant
-        schema, table = Identifier(self.datastore.schema), Identifier(events_table_name)
         self.channel_name = f"{self.datastore.schema}_{events_table_name}"
+        bound = tenant is not None and tenant != ANY_TENANT
+        key = (type(self), self.datastore.schema, events_table_name, bound,
+               getattr(self, "tracking_table_name", None))
+        composed = TenantRecorder._composed.get(key)
+        if composed is None:
+            composed = TenantRecorder._composed[key] = self._compose(
+                self.datastore.schema, events_table_name, bound, self.sql_create_statements)
+        self.sql_create_statements = list(composed.create)
+        self.insert_events_statement = composed.insert
+        self.select_events_statement = composed.select_events
+        self.max_notification_id_statement = composed.max_notification_id
+        self._select_notifications = composed.select_notifications
+        self.max_tenant_position_statement = composed.max_tenant_position
+
+    #: A recorder's statements depend only on its class (a process recorder's include
+    #: its tracking table), its log group, its tables and whether it is bound to one
+    #: tenant: composed once a process (composing them was a sixth of reopening a
+    #: tenant's application, measured).
+    _composed: ClassVar[dict[tuple[type, str, str, bool, str | None], _Statements]] = {}
+
+    @staticmethod
+    def _compose(schema_name: str, events_table_name: str, bound: bool,
+                 library_statements: Sequence[Composed]) -> _Statements:
+        schema, table = Identifier(schema_name), Identifier(events_table_name)
         statements = [
-            s for s in self.sql_create_statements
+            s for s in library_statements
             if "CREATE TYPE" not in s.as_string() and "FUNCTION" not in s.as_string()
         ]
         events_table = SQL(
@@ -271,7 +305,7 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
                 "starts_with(tenant, current_setting({scope}, true))); "
                 "END IF; END $$"
             ).format(
-                s=Literal(self.datastore.schema), t=Literal(events_table_name), p=policy,
+                s=Literal(schema_name), t=Literal(events_table_name), p=policy,
                 pi=Identifier(f"{events_table_name}_tenant_scope"), schema=schema,
                 table=table, scope=Literal(SCOPE_SETTING),
             ),
@@ -284,8 +318,7 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
             SQL("GRANT SELECT ON {0}.{1} TO {2}").format(schema, table,
                                                         Identifier(READER_ROLE)),
         ]
-        self.sql_create_statements = statements
-        self.insert_events_statement = SQL(
+        insert = SQL(
             "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, "
             "state, tenant, tenant_position) "
             "SELECT e.originator_id, e.originator_version, e.topic, e.state, e.tenant, "
@@ -297,24 +330,25 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
             "AS e(originator_id, originator_version, topic, state, tenant, ord) "
             "ORDER BY e.ord RETURNING notification_id"
         ).format(schema=schema, table=table)
-        bound = tenant is not None and tenant != ANY_TENANT
         tenant_filter = SQL(" AND tenant = %(tenant)s") if bound else SQL("")
-        self.select_events_statement = (
-            SQL("SELECT originator_id, originator_version, topic, state "
+        return _Statements(
+            create=tuple(statements),
+            insert=insert,
+            select_events=SQL(
+                "SELECT originator_id, originator_version, topic, state "
                 "FROM {schema}.{table} WHERE originator_id = %(id)s").format(
-                schema=schema, table=table) + tenant_filter
+                schema=schema, table=table) + tenant_filter,
+            max_notification_id=SQL(
+                "SELECT max(notification_id) FROM {schema}.{table} WHERE true").format(
+                schema=schema, table=table) + tenant_filter,
+            select_notifications=SQL(
+                "SELECT notification_id, originator_id, originator_version, topic, state "
+                "FROM {schema}.{table} WHERE true").format(schema=schema, table=table
+            ) + tenant_filter,
+            max_tenant_position=SQL(
+                "SELECT max(tenant_position) FROM {schema}.{table} WHERE tenant = %s"
+            ).format(schema=schema, table=table),
         )
-        self.max_notification_id_statement = (
-            SQL("SELECT max(notification_id) FROM {schema}.{table} WHERE true").format(
-                schema=schema, table=table) + tenant_filter
-        )
-        self._select_notifications = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {schema}.{table} WHERE true").format(schema=schema, table=table
-        ) + tenant_filter
-        self.max_tenant_position_statement = SQL(
-            "SELECT max(tenant_position) FROM {schema}.{table} WHERE tenant = %s"
-        ).format(schema=schema, table=table)
 
     def _insert_stored_events(
         self,
