@@ -70,7 +70,7 @@ def plain_leaves(schema: GraphQLSchema) -> dict[str, dict[str, PlainLeaf]]:
 
 class PlainLeaves(StrawberryGraphQLCoreExecutionContext):
     """Strawberry's executor, with plain leaf fields answered directly (see the
-    module's docstring). The plans are made once per schema and kept on it."""
+    module's docstring). The plans are made once per schema and kept for the process."""
 
     def execute_field(self, parent_type: GraphQLObjectType, source: Any,
                       field_details_list: Any, path: Any, position_context: Any) -> Any:
