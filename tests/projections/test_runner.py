@@ -196,6 +196,13 @@ def test_a_projector_killed_mid_batch_again_and_again_ends_in_the_rows_of_one_ne
         try:
             while not (writer.done.is_set() and kills >= 8):
                 proc = start_projector(city, env, stderr)
+                # each life commits a batch before it can be killed (on a busy machine a
+                # projector killed straight after its start had done nothing yet)
+                began, last = q.view_position(tenants, city)
+                covered, progressed = began, time.monotonic() + 10
+                while covered == began < last and time.monotonic() < progressed:
+                    time.sleep(0.005)
+                    covered, last = q.view_position(tenants, city)
                 time.sleep(rng.uniform(0.01, 0.3))  # often while it works off a backlog
                 covered, last = q.view_position(tenants, city)
                 waited = time.monotonic() + 2

@@ -236,7 +236,11 @@ def test_a_broken_model_unreadable_frames_and_a_missing_source_stay_with_their_c
     health = worker.health()
     stats = {k: health.cameras[v] for k, v in cams.items()}
     # then the broken model's frames fail with a message naming the shape, none published
-    assert stats["broken"]["model_errors"] == 3 and messages["broken"] == []
+    # (each of its 3 frames is either inferred and refused or, on a busy machine, replaced
+    # by the next one before inference took it: counted as dropped, never lost silently)
+    broken = stats["broken"]
+    assert broken["model_errors"] >= 1 and messages["broken"] == []
+    assert broken["model_errors"] + broken["dropped_backpressure"] == 3, broken
     assert "bad-shape" in stats["broken"]["last_error"]
     assert "expected [1, rows, 6]" in stats["broken"]["last_error"]
     # the corrupt frame is counted and named, the other two published (seq 1 skipped)
