@@ -17,6 +17,7 @@ import secrets
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -160,18 +161,26 @@ class Sampler:
         self.peak_rss_mib = 0.0
         self.samples = 0
         self._lock_waiters = 0
+        #: lock waits sampled, by the kind of lock waited for (pg_stat_activity's
+        #: wait_event: ``relation`` a table lock, ``object`` the NOTIFY queue's, ...)
+        self.lock_kinds: Counter[str] = Counter()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sampler", daemon=True)
         self._conn = connect_aside(url)
 
     def poll(self) -> tuple[int, int]:
         """(connections to the bench database, how many of them wait on a lock)."""
-        row = self._conn.execute(
-            "SELECT count(*), count(*) FILTER (WHERE wait_event_type = 'Lock') "
+        rows = self._conn.execute(
+            "SELECT CASE WHEN wait_event_type = 'Lock' THEN wait_event END, count(*) "
             "FROM pg_stat_activity WHERE datname = current_database() "
-            "AND backend_type = 'client backend' AND application_name <> %s",
-            (ASIDE,)).fetchone()
-        return (int(row[0]), int(row[1])) if row else (0, 0)
+            "AND backend_type = 'client backend' AND application_name <> %s GROUP BY 1",
+            (ASIDE,)).fetchall()
+        waiting = 0
+        for kind, n in rows:
+            if kind is not None:
+                self.lock_kinds[kind] += n
+                waiting += n
+        return sum(n for _, n in rows), waiting
 
     def connections(self) -> int:
         return self.poll()[0]
@@ -189,11 +198,19 @@ class Sampler:
     def mean_lock_waiters(self) -> float:
         return self._lock_waiters / self.samples if self.samples else 0.0
 
+    @property
+    def lock_waits(self) -> str:
+        """Mean waiters by kind of lock, e.g. ``relation 28.1, object 0.4``."""
+        return ", ".join(f"{kind} {n / self.samples:.1f}"
+                         for kind, n in self.lock_kinds.most_common()
+                         if self.samples and n / self.samples >= 0.05) or "-"
+
     def reset(self) -> None:
         self.peak_connections = 0
         self.peak_rss_mib = 0.0
         self.samples = 0
         self._lock_waiters = 0
+        self.lock_kinds.clear()
 
     def __enter__(self) -> Sampler:
         self._thread.start()

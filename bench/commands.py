@@ -180,6 +180,7 @@ class Run:
     client_cores: float = 0.0
     server_cores: float | None = None
     lock_waiters: float = 0.0
+    lock_waits: str = "-"  # the waiters by kind of lock (Sampler.lock_waits)
 
     @property
     def rate(self) -> float:
@@ -224,7 +225,7 @@ def measured(layer: str, writers: int, db: BenchDatabase, meter: CpuMeter,
         c1, s1 = meter.snapshot()
     server = None if s0 is None or s1 is None else (s1 - s0) / seconds
     return Run(layer, writers, commits, seconds, (c1 - c0) / seconds, server,
-               sampler.mean_lock_waiters)
+               sampler.mean_lock_waiters, sampler.lock_waits)
 
 
 class ServiceLayer:
@@ -486,7 +487,7 @@ def city_runs_in_processes(label: str, codes: list[str], processes: int, args: A
             runs.append(Run(f"{label}{kind}", len(codes), sum(r.commits for r in done), wall,
                             sum(r.cpu_seconds for r in done) / wall,
                             None if s0 is None or s1 is None else (s1 - s0) / wall,
-                            sampler.mean_lock_waiters))
+                            sampler.mean_lock_waiters, sampler.lock_waits))
         barrier.wait(timeout=600)
     except threading.BrokenBarrierError:
         raise RuntimeError(f"a writer process failed: {results.get(timeout=5)}") from None
@@ -510,7 +511,7 @@ def figure(values: list[float]) -> str:
 def cores(run: Run) -> list[str]:
     return [f"{run.client_cores:.2f}",
             "n/a" if run.server_cores is None else f"{run.server_cores:.2f}",
-            f"{run.lock_waiters:.1f}"]
+            f"{run.lock_waiters:.1f}", run.lock_waits]
 
 
 class Villages:
@@ -581,7 +582,7 @@ def layers_test(args: Any, db: BenchDatabase, meter: CpuMeter, service: ServiceL
     print(table([[f"{r.layer} x{r.writers}", f"{r.commits}", f"{r.seconds:.2f}",
                   f"{r.rate:.0f}", *cores(r)] for r in runs],
                 ["run", "commits", "seconds", "commits/s", "client cores", "server cores",
-                 "lock waiters"]))
+                 "lock waiters", "waiting for"]))
     print()
     for w in args.writers:
         print(f"target: service within 80% of the bare library, {w} writer(s): "
@@ -615,7 +616,7 @@ def cities_test(args: Any, db: BenchDatabase, meter: CpuMeter, service: ServiceL
     print(table([[r.layer, f"{r.commits}", f"{r.seconds:.2f}", f"{r.rate:.0f}", *cores(r)]
                  for r in runs],
                 ["log groups", "commits", "seconds", "commits/s", "client cores",
-                 "server cores", "lock waiters"]))
+                 "server cores", "lock waiters", "waiting for"]))
     print()
     verdict = ""
     for suffix, what in [("", "service commands"), (", recorder only", "recorder alone")]:

@@ -19,11 +19,13 @@ own extension points (``InfrastructureFactory`` and recorder subclasses):
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, cast
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import (
     AggregateRecorder,
     ApplicationRecorder,
@@ -52,6 +54,8 @@ from psycopg.sql import SQL, Composed, Identifier, Literal
 
 from domain.codes import tenant_of
 from tenants.telemetry import traceparent, tracer
+
+log = logging.getLogger(__name__)
 
 DATABASE_URL = "ZONGZHI_DATABASE_URL"
 #: JSON object naming the server of some cities' log groups, e.g.
@@ -215,6 +219,9 @@ class _Statements(NamedTuple):
 
     create: tuple[Composed, ...]
     insert: Composed
+    insert_function: Composed  # creates the log group's insert function
+    insert_function_signature: str  # for to_regprocedure
+    call_insert: Composed
     select_events: Composed
     max_notification_id: Composed
     select_notifications: Composed
@@ -245,13 +252,17 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
         self.channel_name = f"{self.datastore.schema}_{events_table_name}"
         bound = tenant is not None and tenant != ANY_TENANT
         key = (type(self), self.datastore.schema, events_table_name, bound,
-               getattr(self, "tracking_table_name", None))
+               getattr(self, "tracking_table_name", None), self.datastore.lock_timeout)
         composed = TenantRecorder._composed.get(key)
         if composed is None:
             composed = TenantRecorder._composed[key] = self._compose(
-                self.datastore.schema, events_table_name, bound, self.sql_create_statements)
+                self.datastore.schema, events_table_name, bound, self.sql_create_statements,
+                self.datastore.lock_timeout)
         self.sql_create_statements = list(composed.create)
         self.insert_events_statement = composed.insert
+        self.insert_function_statement = composed.insert_function
+        self.insert_function_signature = composed.insert_function_signature
+        self.call_insert_statement = composed.call_insert
         self.select_events_statement = composed.select_events
         self.max_notification_id_statement = composed.max_notification_id
         self._select_notifications = composed.select_notifications
@@ -261,11 +272,11 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
     #: its tracking table), its log group, its tables and whether it is bound to one
     #: tenant: composed once a process (composing them was a sixth of reopening a
     #: tenant's application, measured).
-    _composed: ClassVar[dict[tuple[type, str, str, bool, str | None], _Statements]] = {}
+    _composed: ClassVar[dict[tuple[type, str, str, bool, str | None, int], _Statements]] = {}
 
     @staticmethod
     def _compose(schema_name: str, events_table_name: str, bound: bool,
-                 library_statements: Sequence[Composed]) -> _Statements:
+                 library_statements: Sequence[Composed], lock_timeout: int) -> _Statements:
         schema, table = Identifier(schema_name), Identifier(events_table_name)
         statements = [
             s for s in library_statements
@@ -330,10 +341,41 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
             "AS e(originator_id, originator_version, topic, state, tenant, ord) "
             "ORDER BY e.ord RETURNING notification_id"
         ).format(schema=schema, table=table)
+        # The same insert as one server-side call: the lock and the insert run in the
+        # statement's own transaction, which commits as soon as it ends, so the log
+        # group's lock is never held across a round trip to the client (insert_events).
+        function = Identifier(f"insert_{events_table_name}")
+        insert_function = SQL(
+            "CREATE OR REPLACE FUNCTION {schema}.{function}(p_ids uuid[], p_versions bigint[], "
+            "p_topics text[], p_states bytea[], p_tenants text[]) "
+            "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ BEGIN "
+            "SET LOCAL lock_timeout = {timeout}; "
+            "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+            "RETURN QUERY INSERT INTO {schema}.{table} (originator_id, originator_version, "
+            "topic, state, tenant, tenant_position) "
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state, e.tenant, "
+            "coalesce((SELECT max(t.tenant_position) FROM {schema}.{table} t "
+            "WHERE t.tenant = e.tenant), 0) "
+            "+ row_number() OVER (PARTITION BY e.tenant ORDER BY e.ord) "
+            "FROM unnest(p_ids, p_versions, p_topics, p_states, p_tenants) WITH ORDINALITY "
+            "AS e(originator_id, originator_version, topic, state, tenant, ord) "
+            "ORDER BY e.ord RETURNING notification_id; "
+            "END $body$"
+        ).format(schema=schema, table=table, function=function,
+                 timeout=Literal(f"{lock_timeout}s"))
+        call_insert = SQL(
+            "SELECT n FROM {schema}.{function}(%(ids)s::uuid[], %(versions)s::bigint[], "
+            "%(topics)s::text[], %(states)s::bytea[], %(tenants)s::text[]) AS n"
+        ).format(schema=schema, function=function)
+        statements.append(insert_function)
         tenant_filter = SQL(" AND tenant = %(tenant)s") if bound else SQL("")
         return _Statements(
             create=tuple(statements),
             insert=insert,
+            insert_function=insert_function,
+            insert_function_signature=f'"{schema_name}"."insert_{events_table_name}"'
+                                      "(uuid[], bigint[], text[], bytea[], text[])",
+            call_insert=call_insert,
             select_events=SQL(
                 "SELECT originator_id, originator_version, topic, state "
                 "FROM {schema}.{table} WHERE originator_id = %(id)s").format(
@@ -350,35 +392,89 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
             ).format(schema=schema, table=table),
         )
 
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """Insert, commit, then wake the log group's followers.
+
+        Events without a tracking record are inserted by one call of the log
+        group's insert function, in autocommit: the server takes the lock,
+        inserts the rows and commits in one go. The library's way (pipelined
+        lock and insert, then a sync and a COMMIT from the client) holds the
+        city's lock across a round trip and whatever delays the writing thread
+        (the GIL of a busy process), and every other writer of the city waits
+        that long. With a tracking record (a process application) or anything
+        else a subclass writes in the same transaction (``_insert_events``),
+        the library's way is kept.
+
+        The ``NOTIFY`` is sent after the commit, in a transaction of its own:
+        PostgreSQL serialises every committing transaction that notifies, on
+        one lock for the whole server held through the commit's WAL flush, so
+        a notify inside the insert would put every city's writers back in one
+        queue. A follower that misses a wake-up (the writer died in between)
+        catches up on its next poll."""
+        if not stored_events:  # a tracking record alone
+            return cast("Sequence[int] | None", super().insert_events(stored_events, **kwargs))
+        with tracer.start_as_current_span(
+                "store.insert", attributes={"zongzhi.log_group": self.datastore.schema,
+                                            "zongzhi.tenant": self.tenant or "",
+                                            "zongzhi.events": len(stored_events)}):
+            if any(kwargs.values()) or type(self)._insert_events not in _PLAIN_INSERT_HOOKS:
+                ids = cast("Sequence[int] | None",
+                           super().insert_events(stored_events, **kwargs))
+                with self.datastore.get_connection() as conn:
+                    self._notify_followers(conn)
+                return ids
+            return cast("list[int]", self._call_insert(stored_events))
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def _call_insert(self, stored_events: Sequence[StoredEvent]) -> list[int]:
+        tenants = self._tenants_of(stored_events)
+        with self.datastore.get_connection() as conn:
+            with conn.cursor() as curs:
+                curs.execute(self.call_insert_statement, {
+                    "ids": [e.originator_id for e in stored_events],
+                    "versions": [e.originator_version for e in stored_events],
+                    "topics": [e.topic for e in stored_events],
+                    "states": [e.state for e in stored_events],
+                    "tenants": tenants,
+                }, prepare=True)
+                ids = [int(row["n"]) for row in curs.fetchall()]
+            self._notify_followers(conn)
+            return ids
+
+    def _notify_followers(self, conn: psycopg.Connection[DictRow]) -> None:
+        """Wake the log group's followers, passing the writer's trace context. The
+        events are committed already: a failure here is logged, never raised."""
+        try:
+            conn.execute("SELECT pg_notify(%s, %s)", (self.channel_name, traceparent()),
+                         prepare=True)
+        except psycopg.Error as e:
+            log.warning("log group %s: followers not woken (%s); they catch up on their "
+                        "next poll", self.datastore.schema, e)
+
+    def _notify_channel(self, curs: Cursor[DictRow]) -> None:
+        """Never inside the insert's transaction (``insert_events`` says why)."""
+
     def _insert_stored_events(
         self,
         curs: Cursor[DictRow],
         stored_events: Sequence[StoredEvent],
         **_: Any,
     ) -> None:
-        tenants = self._tenants_of(stored_events)
-        with tracer.start_as_current_span(
-            "store.insert", attributes={"zongzhi.log_group": self.datastore.schema,
-                                        "zongzhi.tenant": self.tenant or "",
-                                        "zongzhi.events": len(stored_events)}):
-            self._lock_table(curs)
-            self._notify_channel(curs)
-            curs.execute(
-                self.insert_events_statement,
-                {
-                    "tenant": self.tenant,
-                    "ids": [e.originator_id for e in stored_events],
-                    "versions": [e.originator_version for e in stored_events],
-                    "topics": [e.topic for e in stored_events],
-                    "states": [e.state for e in stored_events],
-                    "tenants": tenants,
-                },
-                prepare=True,
-            )
-
-    def _notify_channel(self, curs: Cursor[DictRow]) -> None:
-        """Wake the log group's followers, passing the writer's trace context."""
-        curs.execute("SELECT pg_notify(%s, %s)", (self.channel_name, traceparent()))
+        self._lock_table(curs)
+        curs.execute(
+            self.insert_events_statement,
+            {
+                "tenant": self.tenant,
+                "ids": [e.originator_id for e in stored_events],
+                "versions": [e.originator_version for e in stored_events],
+                "topics": [e.topic for e in stored_events],
+                "states": [e.state for e in stored_events],
+                "tenants": self._tenants_of(stored_events),
+            },
+            prepare=True,
+        )
 
     def _tenants_of(self, stored_events: Sequence[StoredEvent]) -> list[str]:
         """The tenant of each event, refusing any this recorder may not write."""
@@ -493,6 +589,12 @@ class TenantProcessRecorder(TenantRecorder, PostgresProcessRecorder):
     position of the upstream notification that caused the new events."""
 
 
+#: ``_insert_events`` hooks that write nothing when no tracking record is given: a
+#: recorder with one of these may insert through its log group's function.
+_PLAIN_INSERT_HOOKS = (PostgresApplicationRecorder._insert_events,
+                       PostgresProcessRecorder._insert_events)
+
+
 class TenantTrackingRecorder(SerializedDDL, PostgresTrackingRecorder):
     """The library's tracking recorder, with our serialised table creation."""
 
@@ -549,6 +651,13 @@ class Factory(InfrastructureFactory[PostgresTrackingRecorder]):
             if missing:
                 curs.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
                 curs.execute(SQL("CREATE SCHEMA IF NOT EXISTS {0}").format(Identifier(schema)))
+            elif isinstance(recorder, TenantRecorder) and curs.execute(
+                    "SELECT to_regprocedure(%s) IS NULL AS missing",
+                    (recorder.insert_function_signature,)).fetchone()["missing"]:  # type: ignore[index]
+                # a log group created before the insert function existed: add it alone
+                # (the rest of create_table would lock the table the city writes to)
+                curs.execute("SELECT pg_advisory_xact_lock(%s)", (DDL_LOCK,))
+                curs.execute(recorder.insert_function_statement)
         if missing:
             recorder.create_table()
 
