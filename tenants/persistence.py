@@ -329,18 +329,25 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
             SQL("GRANT SELECT ON {0}.{1} TO {2}").format(schema, table,
                                                         Identifier(READER_ROLE)),
         ]
-        insert = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, "
-            "state, tenant, tenant_position) "
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state, e.tenant, "
-            "coalesce((SELECT max(tenant_position) FROM {schema}.{table} t "
-            "WHERE t.tenant = e.tenant), 0) "
-            "+ row_number() OVER (PARTITION BY e.tenant ORDER BY e.ord) "
-            "FROM unnest(%(ids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], "
-            "%(states)s::bytea[], %(tenants)s::text[]) WITH ORDINALITY "
-            "AS e(originator_id, originator_version, topic, state, tenant, ord) "
-            "ORDER BY e.ord RETURNING notification_id"
-        ).format(schema=schema, table=table)
+
+        def insert_from(arrays: str) -> Composed:
+            """The insert of the rows ``arrays`` hold (ids, versions, topics, states,
+            tenants), each tenant's next positions assigned in the statement (under
+            the log group's lock)."""
+            return SQL(
+                "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, "
+                "state, tenant, tenant_position) "
+                "SELECT e.originator_id, e.originator_version, e.topic, e.state, e.tenant, "
+                "coalesce((SELECT max(t.tenant_position) FROM {schema}.{table} t "
+                "WHERE t.tenant = e.tenant), 0) "
+                "+ row_number() OVER (PARTITION BY e.tenant ORDER BY e.ord) "
+                "FROM unnest({arrays}) WITH ORDINALITY "
+                "AS e(originator_id, originator_version, topic, state, tenant, ord) "
+                "ORDER BY e.ord RETURNING notification_id"
+            ).format(schema=schema, table=table, arrays=SQL(arrays))
+
+        insert = insert_from("%(ids)s::uuid[], %(versions)s::bigint[], %(topics)s::text[], "
+                             "%(states)s::bytea[], %(tenants)s::text[]")
         # The same insert as one server-side call: the lock and the insert run in the
         # statement's own transaction, which commits as soon as it ends, so the log
         # group's lock is never held across a round trip to the client (insert_events).
@@ -351,18 +358,11 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
             "RETURNS SETOF bigint LANGUAGE plpgsql AS $body$ BEGIN "
             "SET LOCAL lock_timeout = {timeout}; "
             "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
-            "RETURN QUERY INSERT INTO {schema}.{table} (originator_id, originator_version, "
-            "topic, state, tenant, tenant_position) "
-            "SELECT e.originator_id, e.originator_version, e.topic, e.state, e.tenant, "
-            "coalesce((SELECT max(t.tenant_position) FROM {schema}.{table} t "
-            "WHERE t.tenant = e.tenant), 0) "
-            "+ row_number() OVER (PARTITION BY e.tenant ORDER BY e.ord) "
-            "FROM unnest(p_ids, p_versions, p_topics, p_states, p_tenants) WITH ORDINALITY "
-            "AS e(originator_id, originator_version, topic, state, tenant, ord) "
-            "ORDER BY e.ord RETURNING notification_id; "
+            "RETURN QUERY {insert}; "
             "END $body$"
         ).format(schema=schema, table=table, function=function,
-                 timeout=Literal(f"{lock_timeout}s"))
+                 timeout=Literal(f"{lock_timeout}s"),
+                 insert=insert_from("p_ids, p_versions, p_topics, p_states, p_tenants"))
         call_insert = SQL(
             "SELECT n FROM {schema}.{function}(%(ids)s::uuid[], %(versions)s::bigint[], "
             "%(topics)s::text[], %(states)s::bytea[], %(tenants)s::text[]) AS n"
