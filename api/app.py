@@ -129,6 +129,9 @@ async def _authenticate(tokens: TokenService, header: str | None
                         ) -> tuple[Principal | None, AuthError | None]:
     if not header:
         return None, AuthError("UNAUTHENTICATED", "a bearer token is required")
+    known = tokens.verified(header)  # a token seen lately: no thread, no signature check
+    if known is not None:
+        return known, None
     try:
         return await run_in_threadpool(tokens.verify, header), None
     except AuthError as e:

@@ -31,8 +31,10 @@ import json
 import os
 import secrets
 import threading
+import time
 import urllib.request
-from collections.abc import Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -139,9 +141,12 @@ class CenterInfoLike(Protocol):
 
 class CenterLookup(Protocol):
     """What verification needs of the registry (``tenants.registry.Registry``):
-    ``get`` returns the center or raises ``LookupError`` (``UnknownTenant``)."""
+    ``get`` returns the center or raises ``LookupError`` (``UnknownTenant``);
+    ``cached`` returns it only when that needs no I/O, else ``None``."""
 
     def get(self, code: str) -> CenterInfoLike: ...
+
+    def cached(self, code: str) -> CenterInfoLike | None: ...
 
 
 def load_dev_secret(data_dir: Path) -> bytes:
@@ -231,6 +236,20 @@ def parse_roles(values: Iterable[str]) -> tuple[Role, ...]:
     return tuple(r for r in Role if r.value in known)
 
 
+#: Verified tokens kept for reuse without a signature check (``TokenService.verified``),
+#: and for how long at most: a token whose signing key the provider withdraws, or
+#: whose claims would now be refused, is still accepted that long, never past its expiry.
+VERIFIED_TOKENS = 4096
+VERIFIED_FOR = 300.0
+
+
+def _bearer(header: str | None) -> str:
+    """The token of an ``Authorization`` value (``Bearer`` optional)."""
+    token = header.strip() if isinstance(header, str) else ""
+    scheme, _, rest = token.partition(" ")
+    return rest.strip() if scheme.lower() == "bearer" else token
+
+
 class TokenService:
     """Verifies bearer tokens (both modes) and issues dev tokens."""
 
@@ -245,6 +264,10 @@ class TokenService:
         self.centers = centers
         self._jwks: jwt.PyJWKClient | None = None
         self._lock = threading.Lock()
+        #: token -> (its principal, until when it may be reused), most recent last
+        self._verified: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._verified_lock = threading.Lock()
+        self.clock: Callable[[], float] = time.time  # seconds since the epoch
 
     @classmethod
     def from_env(cls, centers: CenterLookup, data_dir: Path | None = None) -> TokenService:
@@ -281,12 +304,30 @@ class TokenService:
 
     # -- verification ------------------------------------------------------
 
+    def verified(self, header: str | None) -> Principal | None:
+        """The principal of a token :meth:`verify` accepted lately, when that can be
+        said without I/O: the token has not expired, was verified at most
+        ``VERIFIED_FOR`` ago, and its center is in the registry's memory, still
+        active. ``None`` otherwise: call ``verify``, which decides and says why.
+        Lets an event loop skip a thread and the signature check per request."""
+        token = _bearer(header)
+        with self._verified_lock:
+            entry = self._verified.get(token)
+            if entry is None:
+                return None
+            principal, until = entry
+            if self.clock() >= until:
+                del self._verified[token]
+                return None
+            self._verified.move_to_end(token)
+        if len(principal.tenant) == _PROVINCE_DIGITS:
+            return principal
+        center = self.centers.cached(principal.tenant)
+        return principal if center is not None and not center.retired else None
+
     def verify(self, token: str | None) -> Principal:
         """The principal a bearer token names, or an ``AuthError`` saying why not."""
-        token = token.strip() if isinstance(token, str) else ""
-        scheme, _, rest = token.partition(" ")
-        if scheme.lower() == "bearer":
-            token = rest.strip()
+        token = _bearer(token)
         if not token:
             raise AuthError("UNAUTHENTICATED", "a bearer token is required")
         claims = self._decode(token)
@@ -311,7 +352,18 @@ class TokenService:
         except ValidationError as e:
             raise AuthError("TOKEN_INVALID", str(e)) from None
         self._require_active(principal)
+        self._remember(token, principal, claims["exp"])
         return principal
+
+    def _remember(self, token: str, principal: Principal, exp: object) -> None:
+        if not isinstance(exp, int | float):
+            return
+        until = min(float(exp), self.clock() + VERIFIED_FOR)
+        with self._verified_lock:
+            self._verified[token] = (principal, until)
+            self._verified.move_to_end(token)
+            while len(self._verified) > VERIFIED_TOKENS:
+                self._verified.popitem(last=False)
 
     def _decode(self, token: str) -> dict[str, Any]:
         s = self.settings

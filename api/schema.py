@@ -175,6 +175,14 @@ async def _off(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(function, *args, **kwargs)
 
 
+async def _center_info(ctx: Context, code: str) -> CenterInfo:
+    """The registered center, from the registry's memory when that needs no I/O
+    (a thread hop costs more than a request's field), else read on a thread."""
+    registry = ctx.services.tenants.registry
+    known = registry.cached(code)
+    return known if known is not None else await _off(registry.get, code)
+
+
 # -- small types ------------------------------------------------------------------------
 
 
@@ -1103,7 +1111,7 @@ async def _readable_center(ctx: Context, code: str) -> Center | None:
     if not ctx.services.authorizer.can(principal, Action.CENTER_READ, code):
         return None
     try:
-        return center_type(await _off(ctx.services.tenants.registry.get, code))
+        return center_type(await _center_info(ctx, code))
     except LookupError:
         return None
 
@@ -1198,7 +1206,7 @@ class Query(AuditQuery, AlertQuery):
         ctx = _ctx(info)
         tier_of(code)
         ctx.services.authorizer.require(ctx.principal, Action.CENTER_READ, code)
-        return center_type(await _off(ctx.services.tenants.registry.get, code))
+        return center_type(await _center_info(ctx, code))
 
     @field(name="case", description="A case by its id (case:read).")
     async def case_(self, info: GInfo, id: strawberry.ID) -> CaseNode | None:

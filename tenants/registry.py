@@ -155,6 +155,20 @@ class Registry(Application[UUID]):
             self._ordered = self._children = None
             self._calendar = None
 
+    def cached(self, code: str) -> CenterInfo | None:
+        """The center as this process holds it, when saying so needs no I/O: the
+        table is loaded, not due for a refresh, and no other thread is reading it
+        again. ``None`` otherwise, or for a code not held: ask :meth:`get`, which
+        may read the database. For an event loop, which must not block."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if self._centers is None or time.monotonic() - self._loaded_at > REFRESH_AFTER:
+                return None
+            return self._centers.get(code)
+        finally:
+            self._lock.release()
+
     def get(self, code: str) -> CenterInfo:
         centers = self._load()
         info = centers.get(code) or self._fetch(code)  # registered by another process?

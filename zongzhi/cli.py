@@ -264,6 +264,9 @@ class _NoRegistry:
     def get(self, code: str) -> NoReturn:
         raise LookupError(code)
 
+    def cached(self, code: str) -> None:
+        return None
+
 
 def cmd_open311(args: argparse.Namespace) -> None:
     from api.open311 import Open311Keys

@@ -6,12 +6,14 @@ import base64
 import json
 import os
 import stat
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import jwt
 import pytest
 
+from api import auth
 from api.auth import (
     DEV_ISSUER,
     AuthConfigError,
@@ -184,3 +186,57 @@ def test_the_cli_prints_a_token_that_verifies(
         county, (Role.CLERK, Role.DIRECTOR), "李四")
     assert cli.main(["token", "--tenant", county, "--role", "boss"]) == 2
     assert "unknown: boss" in capsys.readouterr().err
+
+
+# -- tokens verified lately, reused without a signature check ---------------------------
+
+
+def test_a_verified_token_is_reused_only_within_its_window_and_lifetime(
+        service: TokenService, city_tree: dict[str, list[str]]) -> None:
+    county = city_tree["county"][0]
+    token = service.issue(county, ["director"], subject="u-9", ttl=timedelta(hours=1))
+    assert service.verified(f"Bearer {token}") is None  # never verified: verify decides
+    principal = service.verify(token)
+    assert service.verified(f"Bearer {token}") == principal == service.verified(token)
+    started = service.clock()
+    service.clock = lambda: started + auth.VERIFIED_FOR + 1  # past the reuse window
+    assert service.verified(token) is None
+    assert service.verify(token) == principal  # verified afresh, reusable again
+    assert service.verified(token) == principal
+
+    short = service.issue(county, ["director"], ttl=timedelta(seconds=60))
+    service.clock = time.time
+    service.verify(short)
+    service.clock = lambda: time.time() + 61  # past the token's own expiry
+    assert service.verified(short) is None
+
+
+def test_a_refused_token_is_never_reused(
+        service: TokenService, city_tree: dict[str, list[str]]) -> None:
+    good = service.issue(city_tree["county"][0], ["director"])
+    service.verify(good)
+    tampered = good[:-12] + ("A" if good[-12] != "A" else "B") + good[-11:]
+    assert refused(service, tampered) == "TOKEN_INVALID"
+    assert service.verified(tampered) is None
+    assert service.verified("") is None and service.verified(None) is None
+
+
+def test_a_reused_token_of_a_retired_center_goes_back_to_verification(
+        tenants: Tenants, service: TokenService, city_tree: dict[str, list[str]]) -> None:
+    village = city_tree["village"][-1]
+    token = service.issue(village, ["clerk"])
+    service.verify(token)
+    tenants.registry.retire(village, "merged away", "test", datetime.now(UTC))
+    assert service.verified(token) is None
+    assert refused(service, token) == "TENANT_RETIRED"
+
+
+def test_the_tokens_kept_for_reuse_are_bounded(
+        service: TokenService, city_tree: dict[str, list[str]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(auth, "VERIFIED_TOKENS", 2)
+    tokens = [service.issue(city_tree["county"][0], ["director"], subject=f"u-{i}")
+              for i in range(3)]
+    for token in tokens:
+        service.verify(token)
+    assert [service.verified(t) is not None for t in tokens] == [False, True, True]

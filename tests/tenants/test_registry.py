@@ -195,3 +195,39 @@ def test_children_and_subtrees_follow_the_codes(tenants: Tenants,
     assert [c.code for c in tenants.registry.children(city)] == [county]
     assert tenants.registry.children(city_tree["village"][0]) == []
     assert tenants.registry.subtree(city + "9") == []
+
+
+def test_a_center_is_answered_from_memory_only_when_that_needs_no_io(
+        tenants: Tenants, city_tree: dict[str, list[str]],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import threading
+
+    import tenants.registry as registry_module
+
+    registry = tenants.registry
+    village = city_tree["village"][0]
+    registry.refresh()
+    assert registry.cached(village) is None  # not loaded yet: get() would read
+    assert registry.get(village) == registry.cached(village)
+    assert registry.cached("339999") is None  # not held: get() looks it up
+
+    # another thread is reading the table again: the memory may be about to change
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with registry._lock:
+            holding.set()
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(5)
+    try:
+        assert registry.cached(village) is None
+    finally:
+        release.set()
+        holder.join()
+    assert registry.cached(village) is not None
+
+    monkeypatch.setattr(registry_module, "REFRESH_AFTER", 0.0)  # due for a refresh
+    assert registry.cached(village) is None
