@@ -116,15 +116,11 @@ class Loaders:
     async def _children(self, codes: list[str]) -> list[list[CenterInfo]]:
         self.batches["children"] += 1
 
-        def work() -> list[list[CenterInfo]]:
-            wanted = set(codes)
-            found: dict[str, list[CenterInfo]] = {code: [] for code in codes}
-            for center in self.tenants.registry.all():  # sorted by code
-                if center.parent in wanted:
-                    found[center.parent].append(center)
-            return [found[code] for code in codes]
-
-        return await run_in_threadpool(work)
+        registry = self.tenants.registry
+        held = [registry.cached_children(code) for code in codes]  # no I/O, no thread
+        if all(h is not None for h in held):
+            return [h for h in held if h is not None]
+        return await run_in_threadpool(lambda: [registry.children(code) for code in codes])
 
     async def _figures(self, keys: list[FiguresKey]) -> list[Figures]:
         self.batches["figures"] += 1

@@ -169,6 +169,19 @@ class Registry(Application[UUID]):
         finally:
             self._lock.release()
 
+    def cached_children(self, code: str) -> list[CenterInfo] | None:
+        """:meth:`children` when, as for :meth:`cached`, that needs no I/O (and the
+        index of children is built); ``None`` otherwise: ask :meth:`children`."""
+        if not self._lock.acquire(blocking=False):
+            return None
+        try:
+            if (self._centers is None or self._children is None
+                    or time.monotonic() - self._loaded_at > REFRESH_AFTER):
+                return None
+            return list(self._children.get(code, ()))
+        finally:
+            self._lock.release()
+
     def get(self, code: str) -> CenterInfo:
         centers = self._load()
         info = centers.get(code) or self._fetch(code)  # registered by another process?

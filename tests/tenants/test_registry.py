@@ -210,6 +210,9 @@ def test_a_center_is_answered_from_memory_only_when_that_needs_no_io(
     assert registry.cached(village) is None  # not loaded yet: get() would read
     assert registry.get(village) == registry.cached(village)
     assert registry.cached("339999") is None  # not held: get() looks it up
+    county = city_tree["county"][0]
+    assert registry.cached_children(county) is None  # the index of children is not built
+    assert registry.children(county) == registry.cached_children(county) != []
 
     # another thread is reading the table again: the memory may be about to change
     holding, release = threading.Event(), threading.Event()
@@ -224,10 +227,11 @@ def test_a_center_is_answered_from_memory_only_when_that_needs_no_io(
     holding.wait(5)
     try:
         assert registry.cached(village) is None
+        assert registry.cached_children(county) is None
     finally:
         release.set()
         holder.join()
     assert registry.cached(village) is not None
 
     monkeypatch.setattr(registry_module, "REFRESH_AFTER", 0.0)  # due for a refresh
-    assert registry.cached(village) is None
+    assert registry.cached(village) is None and registry.cached_children(county) is None
