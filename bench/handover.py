@@ -16,11 +16,12 @@ latency     ``--handovers`` (1,000) village cases, triaged beforehand (not timed
             resolve: 9 commits a case), from threads of a separate process. The
             router runs as the product runs it: ``zongzhi router --city 3301``,
             a subprocess that waits on LISTEN/NOTIFY. Latency of one hand-over:
-            from the return of ``escalate_case`` (just after its commit) to the
-            moment a watcher, woken by NOTIFY on the log group's channel, finds
-            the linked case's ``Received`` committed in the township (it is
-            then readable; every linked case is read back with ``get_case``
-            afterwards, not timed).
+            from the call of ``escalate_case`` (an upper bound; also printed from
+            its return, after its commit and its NOTIFY, which the router can
+            beat) to the moment a watcher, woken by NOTIFY on the log group's
+            channel, finds the linked case's ``Received`` committed in the
+            township (it is then readable; every linked case is read back with
+            ``get_case`` afterwards, not timed).
 catch-up    ``--catch-up`` (2,000) escalations are made with no router running;
             then a ``Router`` in this process catches up (``catch_up()``), timed:
             hand-overs per second sustained by one router with nothing else
@@ -326,7 +327,8 @@ def latency_part(args: Any, tenants: Tenants, url: str, master_key: bytes,
     print(f"\n[latency] {len(cases)} triaged cases in {len({v for v, _, _ in cases})} "
           f"villages prepared in {time.perf_counter() - t0:.1f} s (not timed)", flush=True)
 
-    committed: dict[UUID, float] = {}
+    committed: dict[UUID, float] = {}  # escalate_case returned (its events committed)
+    called: dict[UUID, float] = {}  # escalate_case called
     probe = Router(tenants, CITY)  # reads the router's position only
     writers_ = Writers(url, master_key, writer_codes, args.writer_rate)
     with RouterProcess(url, master_key) as router, writers_ as writers, \
@@ -341,9 +343,11 @@ def latency_part(args: Any, tenants: Tenants, url: str, master_key: bytes,
                 time.sleep(pause)
             else:
                 late = max(late, -pause)
+            calling = time.perf_counter()
             escalated = tenants.center(village).escalate_case(
                 case.id, township, "村级无法调处", "director", clock())
             committed[escalated.links[-1].case_id] = time.perf_counter()
+            called[escalated.links[-1].case_id] = calling
         offered = time.perf_counter() - start
         backlog = len(probe.recorder.select_notifications(
             probe.position(), 1_000_000, topics=TOPICS, inclusive_of_start=False))
@@ -356,10 +360,9 @@ def latency_part(args: Any, tenants: Tenants, url: str, master_key: bytes,
 
     latencies = [(watcher.seen[k] - t) * 1000 for k, t in committed.items()
                  if k in watcher.seen]
+    from_call = [(watcher.seen[k] - t) * 1000 for k, t in called.items() if k in watcher.seen]
     readable = sum(tenants.center(township).get_case(linked_id).origin is not None
                    for linked_id, township in expected.items())
-    median, p90, p99 = (statistics.median(latencies), percentile(latencies, 90),
-                        percentile(latencies, 99))
     print(f"offered {args.rate:g} escalations/s for {offered:.1f} s (largest lag behind the "
           f"schedule {late * 1000:.0f} ms); all seen {finished:.1f} s after the first; "
           f"watcher woke {watcher.wakeups} times")
@@ -373,10 +376,16 @@ def latency_part(args: Any, tenants: Tenants, url: str, master_key: bytes,
           f"{router_cpu / finished:.2f} cores; notifications it still had to process when "
           f"the last escalation was committed: {backlog}")
     print(f"linked cases read back with get_case: {readable} of {len(expected)}\n")
-    print(table([[f"{len(latencies)}", f"{median:.0f}", f"{p90:.0f}", f"{p99:.0f}",
-                  f"{max(latencies):.0f}", f"{min(latencies):.0f}"]],
-                ["hand-overs", "median ms", "p90 ms", "p99 ms", "max ms", "min ms"]))
-    return p99
+    rows = [[f"{len(lat)}", what, f"{statistics.median(lat):.0f}",
+             f"{percentile(lat, 90):.0f}", f"{percentile(lat, 99):.0f}", f"{max(lat):.0f}",
+             f"{min(lat):.0f}"]
+            for what, lat in (("escalate_case returned", latencies),
+                              ("escalate_case called", from_call))]
+    print(table(rows, ["hand-overs", "timed from", "median ms", "p90 ms", "p99 ms", "max ms",
+                       "min ms"]))
+    # escalate_case returns after its commit and the followers' NOTIFY, so the router can
+    # finish first (a negative time); timed from the call, the figure bounds it from above
+    return percentile(from_call, 99)
 
 
 def catch_up_part(args: Any, tenants: Tenants, sources: list[tuple[str, str]]) -> float:

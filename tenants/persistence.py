@@ -403,16 +403,18 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
         lock and insert, then a sync and a COMMIT from the client) holds the
         city's lock across a round trip and whatever delays the writing thread
         (the GIL of a busy process), and every other writer of the city waits
-        that long. With a tracking record (a process application) or anything
-        else a subclass writes in the same transaction (``_insert_events``),
-        the library's way is kept.
+        that long. The ``NOTIFY`` is then sent in a transaction of its own that
+        does not wait for its WAL flush: PostgreSQL serialises every committing
+        transaction that notifies, on one lock for the whole server held through
+        the commit's WAL flush, so a notify inside the insert would put every
+        city's writers back in one queue. A follower that misses a wake-up (the
+        writer died in between) catches up on its next poll.
 
-        The ``NOTIFY`` is sent after the commit, in a transaction of its own:
-        PostgreSQL serialises every committing transaction that notifies, on
-        one lock for the whole server held through the commit's WAL flush, so
-        a notify inside the insert would put every city's writers back in one
-        queue. A follower that misses a wake-up (the writer died in between)
-        catches up on its next poll."""
+        With a tracking record (a process application: the router) or anything
+        else a subclass writes in the same transaction (``_insert_events``: the
+        registry), the library's transaction is kept, with its ``NOTIFY``
+        inside: such writes are few, and a separate notify would cost them a
+        connection and a round trip more."""
         if not stored_events:  # a tracking record alone
             return cast("Sequence[int] | None", super().insert_events(stored_events, **kwargs))
         with tracer.start_as_current_span(
@@ -420,11 +422,8 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
                                             "zongzhi.tenant": self.tenant or "",
                                             "zongzhi.events": len(stored_events)}):
             if any(kwargs.values()) or type(self)._insert_events not in _PLAIN_INSERT_HOOKS:
-                ids = cast("Sequence[int] | None",
-                           super().insert_events(stored_events, **kwargs))
-                with self.datastore.get_connection() as conn:
-                    self._notify_followers(conn)
-                return ids
+                return cast("Sequence[int] | None",
+                            super().insert_events(stored_events, **kwargs))
             return cast("list[int]", self._call_insert(stored_events))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
@@ -445,16 +444,24 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
 
     def _notify_followers(self, conn: psycopg.Connection[DictRow]) -> None:
         """Wake the log group's followers, passing the writer's trace context. The
-        events are committed already: a failure here is logged, never raised."""
+        events are committed already: a failure here is logged, never raised.
+
+        A notifying transaction gets a transaction id, so its commit writes WAL and
+        would wait for the flush, holding the server-wide notify lock meanwhile: a
+        second fsync per command, in one queue for every city. A wake-up needs no
+        durability (a follower that misses one polls), so it commits without
+        waiting (``synchronous_commit`` off for this transaction alone)."""
         try:
-            conn.execute("SELECT pg_notify(%s, %s)", (self.channel_name, traceparent()),
+            conn.execute("SELECT set_config('synchronous_commit', 'off', true), "
+                         "pg_notify(%s, %s)", (self.channel_name, traceparent()),
                          prepare=True)
         except psycopg.Error as e:
             log.warning("log group %s: followers not woken (%s); they catch up on their "
                         "next poll", self.datastore.schema, e)
 
     def _notify_channel(self, curs: Cursor[DictRow]) -> None:
-        """Never inside the insert's transaction (``insert_events`` says why)."""
+        """Wake the followers from inside the library's transaction (tracked writes)."""
+        curs.execute("SELECT pg_notify(%s, %s)", (self.channel_name, traceparent()))
 
     def _insert_stored_events(
         self,
@@ -463,6 +470,7 @@ class TenantRecorder(SerializedDDL, PostgresApplicationRecorder):
         **_: Any,
     ) -> None:
         self._lock_table(curs)
+        self._notify_channel(curs)
         curs.execute(
             self.insert_events_statement,
             {
