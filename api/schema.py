@@ -609,8 +609,14 @@ class CaseNode:
 
 @strawberry.type
 class CaseEdge:
-    cursor: str
+    @strawberry.field
+    def cursor(self) -> str:
+        """Encoded only when asked for: most pages ask for nodes and pageInfo alone."""
+        return encode_cursor(self.kind, self.row)
+
     node: CaseNode
+    kind: strawberry.Private[str]  # the list's order (projections.queries.ORDERS)
+    row: strawberry.Private[CaseRow]
 
 
 @strawberry.type
@@ -625,10 +631,11 @@ class CaseConnection:
 
 def _connection(kind: str, rows: Sequence[tuple[CaseRow, CaseNode]], page: Page[CaseRow],
                 after: str | None) -> CaseConnection:
-    edges = [CaseEdge(cursor=encode_cursor(kind, row), node=node) for row, node in rows]
+    edges = [CaseEdge(node=node, kind=kind, row=row) for row, node in rows]
     return CaseConnection(edges=edges, page_info=PageInfo(
         has_next_page=page.has_next, has_previous_page=after is not None,
-        start_cursor=edges[0].cursor if edges else None, end_cursor=page.end_cursor))
+        start_cursor=encode_cursor(kind, rows[0][0]) if rows else None,
+        end_cursor=page.end_cursor))
 
 
 async def _visible_case(ctx: Context, case_id: UUID) -> CaseNode | None:
