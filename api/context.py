@@ -73,7 +73,7 @@ class Context(BaseContext):
     def fresh_loaders(self) -> Loaders:
         """New loaders (each operation, and each event of a subscription, must
         not answer from what an earlier one read)."""
-        self._loaders = None
+        self.forget_loaders()
         return self.loaders
 
     def forget_loaders(self) -> None:

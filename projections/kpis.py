@@ -288,8 +288,6 @@ def _dissatisfied(tenants: Tenants, scope: str) -> Composable:
     return SQL("SELECT NULL::uuid WHERE false")
 
 
-
-
 def _hours(value: Any) -> float | None:
     return None if value is None else round(float(value), 6)
 

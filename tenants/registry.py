@@ -13,11 +13,11 @@ import bisect
 import itertools
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -38,6 +38,7 @@ REGISTRY = "registry"
 #: center retired (or renamed) by another process is seen within this time.
 REFRESH_AFTER = 30.0
 BATCH = 500  # larger batches stalled psycopg pipeline mode here (see docs/decisions.md)
+T = TypeVar("T")
 
 
 class UnknownTenant(LookupError):
@@ -160,25 +161,23 @@ class Registry(Application[UUID]):
         table is loaded, not due for a refresh, and no other thread is reading it
         again. ``None`` otherwise, or for a code not held: ask :meth:`get`, which
         may read the database. For an event loop, which must not block."""
+        return self._without_io(lambda centers: centers.get(code))
+
+    def cached_children(self, code: str) -> list[CenterInfo] | None:
+        """:meth:`children` when, as for :meth:`cached`, that needs no I/O (and the
+        index of children is built); ``None`` otherwise: ask :meth:`children`."""
+        return self._without_io(lambda _: None if self._children is None
+                                else list(self._children.get(code, ())))
+
+    def _without_io(self, read: Callable[[dict[str, CenterInfo]], T | None]) -> T | None:
+        """``read`` of the centers held, under the lock, if the lock is free at once
+        and the table is loaded and fresh; else ``None``."""
         if not self._lock.acquire(blocking=False):
             return None
         try:
             if self._centers is None or time.monotonic() - self._loaded_at > REFRESH_AFTER:
                 return None
-            return self._centers.get(code)
-        finally:
-            self._lock.release()
-
-    def cached_children(self, code: str) -> list[CenterInfo] | None:
-        """:meth:`children` when, as for :meth:`cached`, that needs no I/O (and the
-        index of children is built); ``None`` otherwise: ask :meth:`children`."""
-        if not self._lock.acquire(blocking=False):
-            return None
-        try:
-            if (self._centers is None or self._children is None
-                    or time.monotonic() - self._loaded_at > REFRESH_AFTER):
-                return None
-            return list(self._children.get(code, ()))
+            return read(self._centers)
         finally:
             self._lock.release()
 
